@@ -1,0 +1,1 @@
+"""Veille: news-monitoring crawler for French media."""
