@@ -1,0 +1,409 @@
+"""Junk-line cleaning for extracted French news articles.
+
+Pure functions on plain strings: no HTML, no Scrapy. Each rule is
+conservative: it only matches whole lines that look like page furniture
+(bylines, share prompts, related links, paywall notices, photo credits...),
+never an ordinary sentence that merely mentions AFP, Google or Twitter.
+
+``clean_paragraphs`` returns the kept lines and a ``removed`` list of
+``{"line": ..., "rule": ...}`` records so callers and tests can see why a line
+went away.  ``SiteBoilerplate`` learns lines that recur across many articles
+of the same outlet (newsletter blurbs, legal notices...) and strips them.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Callable, Iterable, Sequence
+
+__all__ = [
+    "clean_paragraphs",
+    "classify_line",
+    "normalize_line",
+    "same_text",
+    "SiteBoilerplate",
+]
+
+_WS = re.compile(r"\s+")
+# Characters stripped from the edges when comparing a line to the title.
+_EDGE = " \t\"'«»“”‘’>›•·*-–—|:.!?…"
+
+
+def normalize_line(line: str) -> str:
+    """Whitespace-collapsed, NFC, non-breaking-space-free version of ``line``."""
+    line = unicodedata.normalize("NFC", line).replace("\u00a0", " ").replace("\u202f", " ")
+    return _WS.sub(" ", line).strip()
+
+
+def _key(line: str) -> str:
+    """Comparison key: casefolded, quotes/apostrophes unified, edges stripped."""
+    s = normalize_line(line).casefold()
+    s = s.replace("’", "'").replace("‘", "'").replace("`", "'")
+    s = s.replace("“", '"').replace("”", '"')
+    s = re.sub(r"\s*([«»:;!?])\s*", r"\1", s)
+    return s.strip(_EDGE)
+
+
+def same_text(a: str | None, b: str | None) -> bool:
+    """True when two strings are the same text up to spacing, case and quotes."""
+    if not a or not b:
+        return False
+    ka, kb = _key(a), _key(b)
+    return bool(ka) and ka == kb
+
+
+def _words(line: str) -> int:
+    return len(line.split())
+
+
+def _ends_like_sentence(line: str) -> bool:
+    return bool(re.search(r"[.!?…»\"”)]\s*$", line)) and not re.search(
+        r"\b[A-Z]\.\s*$", line
+    )
+
+
+# --------------------------------------------------------------------------
+# Rule patterns (compiled once).  Each applies to a whole, normalised line.
+# --------------------------------------------------------------------------
+
+_I = re.IGNORECASE
+_UP = "A-ZÀ-ÖØ-ÞŒ"  # upper-case letters incl. French accents
+
+_PREV_NEXT = re.compile(
+    r"^(?:PREV|NEXT|PREVIOUS|Previous(?: (?:article|post))?|Next(?: (?:article|post))?"
+    r"|(?:Article|Billet) (?:précédent|suivant)|PR[ÉE]C[ÉE]DENT|SUIVANT)"
+    r"(?:\s*[:»›>\-–—|]\s*|\s+)\S"
+    r"|^(?:Précédent|Suivant)\s*[:»›>\-–—|]\s*\S"
+    r"|^(?:[«‹<]\s*)?(?:Précédent|Suivant|PREV|NEXT|Previous|Next)(?:\s*[»›>])?$"
+)
+
+_GOOGLE_NEWS = re.compile(
+    r"^(?:For (?:the )?Latest (?:Updates|News),? )?Follow us on Google News\b"
+    r"|^(?:Suivez|Retrouvez|Ajoutez|Abonnez)[-\s]?(?:nous|vous|moi)?\b.{0,80}\bGoogle (?:News|Actualités)\b"
+    r"|^(?:Suivez|Suivre) (?:toute )?l['’]actualité\b.{0,60}\bsur Google (?:News|Actualités)\b",
+    _I,
+)
+
+_SOCIAL_URL = re.compile(
+    r"^(?:https?://)?(?:www\.|mobile\.)?(?:twitter\.com|x\.com|instagram\.com|bsky\.app/profile"
+    r"|threads\.net|linkedin\.com/in|facebook\.com)/@?[\w.\-]+/?\S*",
+    _I,
+)
+_HANDLE = re.compile(r"(?<![\w@])@[A-Za-z0-9_]{2,30}\b")
+_JOB_WORDS = re.compile(
+    r"\b(?:journaliste|rédact(?:eur|rice)|reporter|correspondante?|envoyée? spéciale?|"
+    r"chef(?:fe)? de rubrique|éditeur|éditrice|journalist|editor|BFMTV|RMC)\b",
+    _I,
+)
+_SOCIAL_WORDS = re.compile(r"\b(?:twitter|x|instagram|bluesky|threads|linkedin|facebook)\b", _I)
+
+_RELATED = re.compile(
+    r"^(?:[ÀA] lire (?:aussi|également|ensuite)|Lire (?:aussi|également|la suite|plus)"
+    r"|LIRE (?:AUSSI|ÉGALEMENT|LA SUITE)|[ÀA] LIRE(?: AUSSI)?"
+    r"|[ÀA] voir (?:aussi|également)|Voir (?:aussi|également)|[ÀA] (?:découvrir|écouter|regarder) (?:aussi|également)"
+    r"|Sur le même sujet|Dans la même rubrique|Nos articles sur|Retrouvez (?:notre|nos|tous nos) (?:dossier|article|articles)"
+    r"|Pour aller plus loin|En savoir plus|Read (?:more|also)|Related|Articles? liés?"
+    r"|VID[ÉE]O|EN IMAGES|PHOTOS?|INFOGRAPHIE|PODCAST|DIRECT|LIVE|ENTRETIEN|GRAND FORMAT|DÉCRYPTAGE|TRIBUNE|ANALYSE|RÉCIT|REPORTAGE|INTERVIEW|CHRONIQUE|ÉDITO)\b"
+    r"\s*[:\-–—.>»›|]?\s*"
+)
+# Section-kicker prefixes ("VIDÉO - ", "EN IMAGES - ") only count as related
+# links when a dash/colon follows and the line is a short headline.
+_KICKER_ONLY = re.compile(
+    r"^(?:VID[ÉE]O|EN IMAGES|PHOTOS?|INFOGRAPHIE|PODCAST|DIRECT|LIVE|ENTRETIEN|GRAND FORMAT|"
+    r"DÉCRYPTAGE|TRIBUNE|ANALYSE|RÉCIT|REPORTAGE|INTERVIEW|CHRONIQUE|ÉDITO)\b"
+)
+_LINK_MARKER = re.compile(r"^(?:>|›|→|⇒|►|▶|»)\s+\S")
+
+_SHARE = re.compile(
+    r"^(?:Partager(?: (?:cet article|sur \w+|l['’]article|par e-?mail))?|Partagez(?: cet article| sur \w+)?"
+    r"|Tweeter|Twitter|Facebook|WhatsApp|Linkedin|Messenger|E-?mail|Copier le lien|Lien copié|Imprimer|Envoyer(?: par e-?mail)?"
+    r"|Ajouter (?:à|aux) (?:mes|vos) (?:favoris|articles)|Sauvegarder(?: cet article)?|Commenter|Réagir|\d+ commentaires?"
+    r"|Abonnez[-\s]vous\b.*|S['’]abonner\b.*|Je m['’]abonne\b.*|Déjà abonné\b.*|Offre (?:spéciale|d['’]abonnement)\b.*"
+    r"|Inscrivez[-\s]vous\b.*(?:newsletter|lettre|alerte|gratuit).*|(?:Recevez|Découvrez|Retrouvez) (?:gratuitement |chaque \w+ )?(?:notre|nos|la) (?:newsletter|lettre)\b.*"
+    r"|(?:La |Notre )?Newsletter\b.{0,80}|S['’]inscrire(?: à la newsletter)?.*"
+    r"|Suivez[-\s]nous(?: sur)?\b.{0,60}|Télécharge[rz] (?:l['’]application|notre application)\b.*"
+    r"|Share(?: this article)?|Subscribe\b.{0,60}|Sign up\b.{0,80})$",
+    _I,
+)
+
+_ADVERT = re.compile(
+    r"^(?:Passer la publicité|Publicité|PUBLICITÉ|Pub|Advertisement|Annonce|Contenu sponsorisé|Sponsorisé"
+    r"|La suite après (?:cette |la )?publicité|Article (?:suivant|continue) après (?:la |cette )?publicité)\.?$",
+    _I,
+)
+
+_PAYWALL = re.compile(
+    r"^(?:Il vous reste \d+(?:[.,]\d+)?\s*% de cet article à lire"
+    r"|La suite (?:de cet article )?est réservée aux abonnés"
+    r"|(?:Cet )?[Aa]rticle réservé aux abonnés"
+    r"|Réservé aux abonnés"
+    r"|Vous avez lu \d+(?:[.,]\d+)?\s*% de (?:cet|l['’]) article"
+    r"|Cet article est réservé aux abonnés"
+    r"|Pour lire la suite(?: de cet article)?,? (?:abonnez|connectez|inscrivez)"
+    r"|(?:Déjà abonné|Vous êtes abonné)\s*\?)",
+    _I,
+)
+
+_CONNECT = r"(?:et|&|avec|,|de|du|des|d['’]|la|le|les|l['’]|pour|à|au|aux|von|van|el|al|da|di|y)"
+_NAME = rf"(?:[{_UP}][\w'’.\-]*|[{_UP}]\.)"
+_BYLINE = re.compile(
+    rf"^(?:Par|PAR|By|Propos recueillis par|Texte(?: et photos)?\s*:?)\s+{_NAME}(?:\s*(?:{_CONNECT}\s*)*{_NAME})*"
+    rf"(?:\s*[,(\-–—|]\s*(?:envoyée? spéciale?|correspondante?|avec (?:AFP|Reuters|AP)|AFP|Reuters|AP|pour [\w .'’-]+|à [{_UP}][\w'’ -]+)\)?)*"
+    r"(?:\s*(?:Publié|Mis à jour|Modifié|Le \d).*)?\s*$"
+)
+_DATELINE = re.compile(
+    r"^(?:Publié|Mis à jour|Modifié|Actualisé|Mise à jour)\s+(?:le|à|il y a)\s+.{1,80}$"
+    r"|^(?:Publié|Mis à jour)\s*:\s*.{1,60}$"
+    r"|^Temps de lecture\s*:?\s*\d+\s*min(?:utes?)?\.?$"
+    r"|^Lecture\s*:?\s*\d+\s*min\.?$"
+    r"|^\d+\s*min(?:utes?)?\s+de lecture\.?$",
+    _I,
+)
+
+_AGENCIES = (
+    r"AFP|Reuters|REUTERS|AP|Associated Press|ANP|EPA|DPA|Getty(?: Images)?|GETTY IMAGES|Shutterstock|SIPA|Sipa"
+    r"|Abaca|ABACA|MAXPPP|Maxppp|Hans Lucas|Hans LUCAS|PHOTOPQR|IP3|Belga|BELGA|AA|Anadolu|Xinhua|Wikimedia Commons"
+    r"|Le Figaro|Le Monde|Euronews|BFMTV|LP|Leemage|Alamy|DR|Photononstop|EFE|ANSA|TASS|Ria Novosti|Pool|POOL|BELGA/AFP"
+)
+_CREDIT_TAIL = re.compile(
+    rf"(?:\s[-–—|]\s|\s*\(|^)\s*(?:(?:Photo|Crédits?(?: photo)?|Illustration|Image|©)\s*:?\s*)?"
+    rf"(?:[{_UP}][\w'’.\-]*\s+){{0,4}}(?:[{_UP}][\w'’.\-]*\s*)?/\s*(?:[\w .'’\-]+/\s*)?(?:{_AGENCIES})\b[^\s]*\)?\s*$"
+)
+_CREDIT_LINE = re.compile(
+    rf"^(?:©|\(c\)|Crédits?(?: photos?)?\s*:|Photo\s*:|Photos\s*:|Illustration\s*:|Image\s*:|Source(?: photo)?\s*:)\s*\S.{{0,120}}$"
+    rf"|.{{0,300}}©\s*[\w .'’/\-]{{2,60}}$"
+    rf"|^(?:{_AGENCIES})$",
+    _I,
+)
+
+
+def _is_credit_caption(line: str) -> bool:
+    if _CREDIT_LINE.match(line):
+        return _words(line) <= 60
+    if _words(line) > 60:
+        return False
+    m = _CREDIT_TAIL.search(line)
+    if not m:
+        return False
+    # The credit must look like "NAME / AGENCY" (upper-case names) or follow a
+    # dash separator; a sentence ending "... à l'AFP." never matches because
+    # a slash is required before the agency.
+    return True
+
+
+def _is_social_byline(line: str) -> bool:
+    words = _words(line)
+    if _SOCIAL_URL.match(line):
+        rest = _SOCIAL_URL.sub("", line, count=1).strip()
+        return _words(rest) <= 10 and not _ends_like_sentence(rest.rstrip(".") + "x")
+    if words <= 10 and _HANDLE.search(line):
+        # "Hugo Septier @Hugo_Septier", "@handle Journaliste BFMTV",
+        # "Suivez-moi sur X : @handle" — but not a sentence quoting a handle.
+        without = _HANDLE.sub("", line).strip(" -–—|:·•,")
+        if not without:
+            return True
+        if re.match(r"^(?:Suivez[-\s](?:moi|nous|le|la)|Follow(?: me| us)?)\b", without, _I):
+            return True
+        if _JOB_WORDS.search(without) or _SOCIAL_WORDS.fullmatch(without.strip()):
+            return True
+        caps = [w for w in without.split() if w[:1].isupper()]
+        return len(caps) == len(without.split()) and len(caps) <= 4
+    return False
+
+
+def _is_related(line: str) -> bool:
+    words = _words(line)
+    if words > 40:
+        return False
+    if _LINK_MARKER.match(line):
+        # "> Europe : les ventes ..." teaser links; not "» Le fil des événements :"
+        # (a heading, ending with a colon) and not a quoted sentence.
+        return not line.rstrip().endswith(":") and not _ends_like_sentence(line)
+    m = _RELATED.match(line)
+    if not m:
+        return False
+    if _KICKER_ONLY.match(line):
+        # "VIDÉO - Titre" / "EN IMAGES. Titre": needs a separator and a short headline.
+        return bool(re.match(r"^\S+(?: \S+)?\s*[-–—:.>»|]\s*\S", line)) and words <= 25 and line.isupper() is False
+    return True
+
+
+def _is_byline(line: str, authors: Sequence[str] = ()) -> bool:
+    if _words(line) > 16:
+        return False
+    if _BYLINE.match(line):
+        return True
+    k = _key(re.sub(r"^(?:Par|By)\s+", "", line))
+    return any(k == _key(a) for a in authors if a)
+
+
+Rule = tuple[str, Callable[[str], bool]]
+
+_RULES: list[Rule] = [
+    ("prev-next", lambda s: _words(s) <= 60 and bool(_PREV_NEXT.match(s))),
+    ("google-news", lambda s: _words(s) <= 25 and bool(_GOOGLE_NEWS.match(s))),
+    ("social-byline", _is_social_byline),
+    ("advertising", lambda s: bool(_ADVERT.match(s))),
+    ("paywall", lambda s: _words(s) <= 40 and bool(_PAYWALL.match(s))),
+    ("related-link", _is_related),
+    ("share-subscribe", lambda s: _words(s) <= 25 and bool(_SHARE.match(s))),
+    ("dateline", lambda s: bool(_DATELINE.match(s))),
+    ("photo-credit", _is_credit_caption),
+]
+
+
+def classify_line(line: str, *, title: str | None = None, authors: Sequence[str] = ()) -> str | None:
+    """Name of the first junk rule matching ``line``, or ``None`` if it is kept."""
+    s = normalize_line(line)
+    if not s:
+        return "empty"
+    if title and same_text(s, title):
+        return "title-repeat"
+    for name, test in _RULES:
+        if test(s):
+            return name
+    if _is_byline(s, authors):
+        return "byline"
+    return None
+
+
+def _compile_extra(patterns: Sequence[str]) -> list[tuple[str, re.Pattern[str]]]:
+    out = []
+    for p in patterns:
+        if not p:
+            continue
+        try:
+            out.append((p, re.compile(p, re.IGNORECASE)))
+        except re.error as exc:  # a broken config pattern must not kill extraction
+            raise ValueError(f"invalid junk pattern {p!r}: {exc}") from exc
+    return out
+
+
+def clean_paragraphs(
+    paragraphs: list[str],
+    *,
+    title: str | None = None,
+    extra_patterns: Sequence[str] = (),
+    authors: Sequence[str] = (),
+) -> tuple[list[str], list[dict]]:
+    """Drop junk lines from ``paragraphs``.
+
+    Returns ``(kept, removed)`` where ``removed`` is a list of
+    ``{"line": original_line, "rule": rule_name}``.  ``extra_patterns`` are
+    per-source regular expressions (searched, case-insensitive) from config;
+    they are reported as rule ``"extra:<pattern>"``.
+    """
+    extra = _compile_extra(extra_patterns)
+    kept: list[str] = []
+    removed: list[dict] = []
+    lines = [normalize_line(p) for p in paragraphs]
+    for i, line in enumerate(lines):
+        if not line:
+            continue
+        rule = classify_line(line, title=title, authors=authors)
+        if rule is None:
+            for pat, rx in extra:
+                if rx.search(line):
+                    rule = f"extra:{pat}"
+                    break
+        if rule is None and i + 1 < len(lines) and _is_caption_of(line, lines[i + 1]):
+            # "Joe Biden ... à Washington" followed by the same caption with a credit.
+            rule = "photo-caption"
+        if rule == "empty":
+            continue
+        if rule:
+            removed.append({"line": paragraphs[i], "rule": rule})
+        else:
+            kept.append(line)
+    return kept, removed
+
+
+def _is_caption_of(line: str, nxt: str) -> bool:
+    """True when ``nxt`` is ``line`` plus a photo credit (caption printed twice)."""
+    if len(line) < 10 or not nxt.startswith(line) or len(nxt) <= len(line):
+        return False
+    return _is_credit_caption(nxt)
+
+
+# --------------------------------------------------------------------------
+# Site-level boilerplate
+# --------------------------------------------------------------------------
+
+_DIGITS = re.compile(r"\d+")
+
+
+def _bp_key(line: str) -> str:
+    return _DIGITS.sub("0", _key(line))
+
+
+class SiteBoilerplate:
+    """Lines that recur across an outlet's articles (learned, persisted as JSON).
+
+    ``counts`` layout (what ``to_dict`` returns)::
+
+        {"min_docs": 5, "min_share": 0.3,
+         "outlets": {"lemonde": {"docs": 12, "lines": {"<normalised line>": 7, ...}}}}
+
+    Each distinct normalised line is counted at most once per observed article.
+    A line is boilerplate for an outlet once it appeared in at least
+    ``min_docs`` articles and in at least ``min_share`` of them.
+    """
+
+    MAX_LINES_PER_OUTLET = 20000
+
+    def __init__(self, counts: dict | None = None, *, min_docs: int = 5, min_share: float = 0.3):
+        self.min_docs = int(min_docs)
+        self.min_share = float(min_share)
+        self.outlets: dict[str, dict] = {}
+        if counts:
+            outlets = counts.get("outlets", counts)
+            for name, data in outlets.items():
+                if not isinstance(data, dict):
+                    continue
+                self.outlets[name] = {
+                    "docs": int(data.get("docs", 0)),
+                    "lines": {str(k): int(v) for k, v in dict(data.get("lines", {})).items()},
+                }
+
+    def observe(self, outlet: str, lines: Iterable[str]) -> None:
+        data = self.outlets.setdefault(outlet, {"docs": 0, "lines": {}})
+        data["docs"] += 1
+        counts = data["lines"]
+        for key in {_bp_key(l) for l in lines if l and l.strip()}:
+            if key:
+                counts[key] = counts.get(key, 0) + 1
+        if len(counts) > self.MAX_LINES_PER_OUTLET:
+            # forget lines seen only once so the store stays bounded
+            for k in [k for k, v in counts.items() if v <= 1]:
+                del counts[k]
+
+    def is_boilerplate(self, outlet: str, line: str) -> bool:
+        data = self.outlets.get(outlet)
+        if not data or data["docs"] <= 0:
+            return False
+        n = data["lines"].get(_bp_key(line), 0)
+        return n >= self.min_docs and n / data["docs"] >= self.min_share
+
+    def strip(self, outlet: str, lines: list[str]) -> tuple[list[str], list[dict]]:
+        kept, removed = [], []
+        for line in lines:
+            if self.is_boilerplate(outlet, line):
+                removed.append({"line": line, "rule": "site-boilerplate"})
+            else:
+                kept.append(line)
+        return kept, removed
+
+    def to_dict(self) -> dict:
+        return {
+            "min_docs": self.min_docs,
+            "min_share": self.min_share,
+            "outlets": {
+                name: {"docs": d["docs"], "lines": dict(d["lines"])} for name, d in self.outlets.items()
+            },
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SiteBoilerplate":
+        d = d or {}
+        return cls(d, min_docs=d.get("min_docs", 5), min_share=d.get("min_share", 0.3))
