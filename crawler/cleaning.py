@@ -71,11 +71,14 @@ _I = re.IGNORECASE
 _UP = "A-ZÀ-ÖØ-ÞŒ"  # upper-case letters incl. French accents
 
 _PREV_NEXT = re.compile(
-    r"^(?:PREV|NEXT|PREVIOUS|Previous(?: (?:article|post))?|Next(?: (?:article|post))?"
-    r"|(?:Article|Billet) (?:précédent|suivant)|PR[ÉE]C[ÉE]DENT|SUIVANT)"
-    r"(?:\s*[:»›>\-–—|]\s*|\s+)\S"
-    r"|^(?:Précédent|Suivant)\s*[:»›>\-–—|]\s*\S"
-    r"|^(?:[«‹<]\s*)?(?:Précédent|Suivant|PREV|NEXT|Previous|Next)(?:\s*[»›>])?$"
+    # upper-case footer labels: "PREV <headline>", "NEXT « <headline> »"
+    r"^(?:PREV|NEXT|PREVIOUS|PR[ÉE]C[ÉE]DENT|SUIVANT)(?:\s*[:»›>\-–—|]\s*|\s+)\S"
+    # "Article précédent : <headline>", "Next article <headline>"
+    r"|^(?:(?:Article|Billet|Post) (?:précédent|suivant)|(?:Previous|Next) (?:article|post|story))\b\s*[:»›>\-–—|]?\s*\S"
+    # mixed case only with a separator: "Précédent : <headline>" (not "Suivant les ...")
+    r"|^(?:Précédent|Suivant|Previous|Next)\s*[:»›>|]\s*\S"
+    # the bare link label
+    r"|^(?:[«‹<←]\s*)?(?:Précédent|Suivant|PREV|NEXT|Previous|Next|Article (?:précédent|suivant))(?:\s*[»›>→])?$"
 )
 
 _GOOGLE_NEWS = re.compile(
@@ -98,14 +101,19 @@ _JOB_WORDS = re.compile(
 )
 _SOCIAL_WORDS = re.compile(r"\b(?:twitter|x|instagram|bluesky|threads|linkedin|facebook)\b", _I)
 
+# Unambiguous "related article" labels: the whole line is a link teaser.
 _RELATED = re.compile(
-    r"^(?:[ÀA] lire (?:aussi|également|ensuite)|Lire (?:aussi|également|la suite|plus)"
-    r"|LIRE (?:AUSSI|ÉGALEMENT|LA SUITE)|[ÀA] LIRE(?: AUSSI)?"
+    r"^(?:[ÀA] lire (?:aussi|également|ensuite|sur le même sujet)|Lire (?:aussi|également|la suite)"
+    r"|LIRE (?:AUSSI|ÉGALEMENT|LA SUITE)|[ÀA] LIRE(?: AUSSI| ÉGALEMENT)?"
     r"|[ÀA] voir (?:aussi|également)|Voir (?:aussi|également)|[ÀA] (?:découvrir|écouter|regarder) (?:aussi|également)"
-    r"|Sur le même sujet|Dans la même rubrique|Nos articles sur|Retrouvez (?:notre|nos|tous nos) (?:dossier|article|articles)"
-    r"|Pour aller plus loin|En savoir plus|Read (?:more|also)|Related|Articles? liés?"
-    r"|VID[ÉE]O|EN IMAGES|PHOTOS?|INFOGRAPHIE|PODCAST|DIRECT|LIVE|ENTRETIEN|GRAND FORMAT|DÉCRYPTAGE|TRIBUNE|ANALYSE|RÉCIT|REPORTAGE|INTERVIEW|CHRONIQUE|ÉDITO)\b"
-    r"\s*[:\-–—.>»›|]?\s*"
+    r"|[ÀA] VOIR(?: AUSSI)?|Read (?:more|also)|See also)\b"
+)
+# Labels that could also open a real sentence ("Pour aller plus loin, le ...")
+# only count when the line is the label alone or label + separator + headline.
+_RELATED_WEAK = re.compile(
+    r"^(?:Sur le même (?:sujet|thème)|Dans la même rubrique|Nos articles sur .{1,60}|Retrouvez (?:notre|nos|tous nos) (?:dossier|articles?)\b.{0,60}"
+    r"|Pour aller plus loin|En savoir plus|Related(?: articles?| stories)?|Articles? (?:liés?|associés?)|Les plus lus|Les articles les plus lus)"
+    r"(?:\s*[:>»›|\-–—]\s*\S.*)?$"
 )
 # Section-kicker prefixes ("VIDÉO - ", "EN IMAGES - ") only count as related
 # links when a dash/colon follows and the line is a short headline.
@@ -123,6 +131,7 @@ _SHARE = re.compile(
     r"|Inscrivez[-\s]vous\b.*(?:newsletter|lettre|alerte|gratuit).*|(?:Recevez|Découvrez|Retrouvez) (?:gratuitement |chaque \w+ )?(?:notre|nos|la) (?:newsletter|lettre)\b.*"
     r"|(?:La |Notre )?Newsletter\b.{0,80}|S['’]inscrire(?: à la newsletter)?.*"
     r"|Suivez[-\s]nous(?: sur)?\b.{0,60}|Télécharge[rz] (?:l['’]application|notre application)\b.*"
+    r"|(?:Nouveau\s*:\s*)?(?:Découvrez|Je découvre|Profitez de) (?:nos|les) offres\b.{0,60}"
     r"|Share(?: this article)?|Subscribe\b.{0,60}|Sign up\b.{0,80})$",
     _I,
 )
@@ -152,10 +161,30 @@ _BYLINE = re.compile(
     rf"(?:\s*[,(\-–—|]\s*(?:envoyée? spéciale?|correspondante?|avec (?:AFP|Reuters|AP)|AFP|Reuters|AP|pour [\w .'’-]+|à [{_UP}][\w'’ -]+)\)?)*"
     r"(?:\s*(?:Publié|Mis à jour|Modifié|Le \d).*)?\s*$"
 )
+_DATE_LABEL = re.compile(r"^(?:Publié|Mis à jour|Mise à jour|Modifié|Actualisé|Updated|Published)\b", _I)
+_DATE_WORDS = {
+    "le", "la", "l'", "à", "a", "il", "y", "et", "h", "min", "mn", "heures", "heure", "depuis", "aujourd'hui", "hier",
+    "lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche",
+    "janvier", "février", "fevrier", "mars", "avril", "mai", "juin", "juillet", "août", "aout", "septembre",
+    "octobre", "novembre", "décembre", "decembre", "janv", "févr", "fév", "avr", "juil", "sept", "oct", "nov", "déc",
+    "publié", "mis", "mise", "jour", "modifié", "actualisé", "updated", "published", "on", "at", "cet", "sur",
+}
+
+
+def _is_dateline(line: str) -> bool:
+    if _DATELINE.match(line):
+        return True
+    if _words(line) > 20 or not _DATE_LABEL.match(line) or not re.search(r"\d", line):
+        return False
+    for tok in re.split(r"[\s,|·•:/()\-–—]+", line.casefold()):
+        tok = tok.strip(".'’")
+        if tok and not re.search(r"\d", tok) and tok not in _DATE_WORDS:
+            return False
+    return True
+
+
 _DATELINE = re.compile(
-    r"^(?:Publié|Mis à jour|Modifié|Actualisé|Mise à jour)\s+(?:le|à|il y a)\s+.{1,80}$"
-    r"|^(?:Publié|Mis à jour)\s*:\s*.{1,60}$"
-    r"|^Temps de lecture\s*:?\s*\d+\s*min(?:utes?)?\.?$"
+    r"^Temps de lecture\s*:?\s*\d+\s*min(?:utes?)?\.?$"
     r"|^Lecture\s*:?\s*\d+\s*min\.?$"
     r"|^\d+\s*min(?:utes?)?\s+de lecture\.?$",
     _I,
@@ -173,7 +202,7 @@ _CREDIT_TAIL = re.compile(
 _CREDIT_LINE = re.compile(
     rf"^(?:©|\(c\)|Crédits?(?: photos?)?\s*:|Photo\s*:|Photos\s*:|Illustration\s*:|Image\s*:|Source(?: photo)?\s*:)\s*\S.{{0,120}}$"
     rf"|.{{0,300}}©\s*[\w .'’/\-]{{2,60}}$"
-    rf"|^(?:{_AGENCIES})$",
+    r"|^(?:AFP|Reuters|REUTERS|AP|Getty Images|Shutterstock|SIPA|Abaca|ABACA|MAXPPP|Belga|BELGA|EPA|DPA)$",
     _I,
 )
 
@@ -196,7 +225,7 @@ def _is_social_byline(line: str) -> bool:
     words = _words(line)
     if _SOCIAL_URL.match(line):
         rest = _SOCIAL_URL.sub("", line, count=1).strip()
-        return _words(rest) <= 10 and not _ends_like_sentence(rest.rstrip(".") + "x")
+        return _words(rest) <= 12
     if words <= 10 and _HANDLE.search(line):
         # "Hugo Septier @Hugo_Septier", "@handle Journaliste BFMTV",
         # "Suivez-moi sur X : @handle" — but not a sentence quoting a handle.
@@ -220,13 +249,17 @@ def _is_related(line: str) -> bool:
         # "> Europe : les ventes ..." teaser links; not "» Le fil des événements :"
         # (a heading, ending with a colon) and not a quoted sentence.
         return not line.rstrip().endswith(":") and not _ends_like_sentence(line)
-    m = _RELATED.match(line)
-    if not m:
-        return False
+    if _RELATED.match(line) or _RELATED_WEAK.match(line):
+        return True
     if _KICKER_ONLY.match(line):
-        # "VIDÉO - Titre" / "EN IMAGES. Titre": needs a separator and a short headline.
-        return bool(re.match(r"^\S+(?: \S+)?\s*[-–—:.>»|]\s*\S", line)) and words <= 25 and line.isupper() is False
-    return True
+        # "VIDÉO - Titre" / "EN IMAGES. Titre": a short headline after a
+        # separator, not a sentence (a lead like "ENTRETIEN - X explique ... ." stays).
+        return (
+            bool(re.match(r"^\S+(?: \S+)?\s*[-–—:.>»|]\s*\S", line))
+            and words <= 25
+            and not _ends_like_sentence(line)
+        )
+    return False
 
 
 def _is_byline(line: str, authors: Sequence[str] = ()) -> bool:
@@ -248,7 +281,7 @@ _RULES: list[Rule] = [
     ("paywall", lambda s: _words(s) <= 40 and bool(_PAYWALL.match(s))),
     ("related-link", _is_related),
     ("share-subscribe", lambda s: _words(s) <= 25 and bool(_SHARE.match(s))),
-    ("dateline", lambda s: bool(_DATELINE.match(s))),
+    ("dateline", _is_dateline),
     ("photo-credit", _is_credit_caption),
 ]
 
@@ -307,7 +340,8 @@ def clean_paragraphs(
                 if rx.search(line):
                     rule = f"extra:{pat}"
                     break
-        if rule is None and i + 1 < len(lines) and _is_caption_of(line, lines[i + 1]):
+        nxt = next((l for l in lines[i + 1 :] if l), "")
+        if rule is None and nxt and _is_caption_of(line, nxt):
             # "Joe Biden ... à Washington" followed by the same caption with a credit.
             rule = "photo-caption"
         if rule == "empty":
