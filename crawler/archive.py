@@ -1,0 +1,56 @@
+"""Raw page archive in WARC (the web-archiving standard) so extraction can be rerun later.
+
+Each fetched article page is appended as a WARC `response` record to a gzip WARC file
+under `<data>/warc/`; the article keeps a reference `warc/<file>#<offset>` to its record.
+`veille reprocess` reads the records back and runs the current extraction on them.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from datetime import datetime, timezone
+from io import BytesIO
+from pathlib import Path
+
+from warcio.archiveiterator import ArchiveIterator
+from warcio.statusandheaders import StatusAndHeaders
+from warcio.warcwriter import WARCWriter
+
+
+class WarcArchive:
+    """Append-only WARC files in a directory; one file per process and day."""
+
+    def __init__(self, data_dir: Path | str):
+        self.root = Path(data_dir)
+        self.dir = self.root / "warc"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+
+    def _current_file(self) -> Path:
+        day = datetime.now(timezone.utc).strftime("%Y%m%d")
+        return self.dir / f"veille-{day}-{os.getpid()}.warc.gz"
+
+    def write(self, url: str, status: int, headers: dict[str, str], body: bytes, fetched: str | None = None) -> str:
+        """Append one response record; return its reference."""
+        http_headers = StatusAndHeaders(f"{status} OK", list(headers.items()), protocol="HTTP/1.1")
+        with self._lock:
+            path = self._current_file()
+            with open(path, "ab") as fh:
+                offset = fh.tell()
+                writer = WARCWriter(fh, gzip=True)
+                warc_headers = {"WARC-Date": fetched.replace("+00:00", "Z")} if fetched else None
+                record = writer.create_warc_record(url, "response", payload=BytesIO(body),
+                                                   http_headers=http_headers, warc_headers_dict=warc_headers)
+                writer.write_record(record)
+                fh.flush()
+                os.fsync(fh.fileno())
+        return f"{path.relative_to(self.root)}#{offset}"
+
+    def read(self, ref: str) -> tuple[str, dict[str, str], bytes]:
+        """(url, HTTP headers, body) of the record a reference points to."""
+        name, _, offset = ref.partition("#")
+        with open(self.root / name, "rb") as fh:
+            fh.seek(int(offset))
+            record = next(iter(ArchiveIterator(fh)))
+            headers = dict(record.http_headers.headers) if record.http_headers else {}
+            return record.rec_headers.get_header("WARC-Target-URI"), headers, record.content_stream().read()

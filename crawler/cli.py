@@ -1,0 +1,257 @@
+"""The `veille` command: one verb per job, each with --help."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from crawler.config import ConfigError, data_dir, load_sources, sources_path
+
+console = Console() if sys.stdout.isatty() else Console(width=160)
+err = Console(stderr=True)
+
+
+def _store():
+    from crawler.store import SQLiteStore
+
+    return SQLiteStore.in_data_dir(data_dir())
+
+
+def _short(text: str | None, width: int) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+# --- verbs ---------------------------------------------------------------------------------
+
+def cmd_sources(args) -> int:
+    config = load_sources(args.file)
+    table = Table(title=f"{len(config.sources)} sources in {args.file or sources_path()}")
+    for column in ("id", "name", "lang", "feeds", "sitemaps", "sections", "interval", "enabled"):
+        table.add_column(column)
+    for s in config.sources:
+        table.add_row(s.id, s.name, s.language, str(len(s.feeds)), str(len(s.sitemaps)), str(len(s.sections)),
+                      s.cron or str(s.interval), "yes" if s.enabled else "no")
+    console.print(table)
+    return 0
+
+
+def cmd_crawl(args) -> int:
+    from crawler.runner import run_crawl, summary_table
+
+    config = load_sources(args.sources_file)
+    wanted = args.source or [s.id for s in config.sources if s.enabled]
+    for source_id in wanted:
+        config.get(source_id)  # unknown ids fail before anything starts
+    overrides = {"VEILLE_LIMIT": args.limit or 0}
+    if args.sources_file:
+        overrides["VEILLE_SOURCES"] = str(args.sources_file)
+    for item in args.set or []:
+        name, _, value = item.partition("=")
+        overrides[name] = value
+    summaries = run_crawl(wanted, overrides=overrides, log_level=args.log_level, show_progress=not args.quiet)
+    console.print(summary_table(summaries))
+    failed = [s.source for s in summaries if s.stats.get("finish_reason") != "finished"]
+    return 1 if failed else 0
+
+
+def cmd_search(args) -> int:
+    from crawler.search import QueryError
+
+    store = _store()
+    try:
+        hits = store.search(args.query, source=args.source, since=args.since, limit=args.limit)
+    except QueryError as exc:
+        err.print(f"[red]{exc}[/]")
+        return 2
+    if args.json:
+        for hit in hits:
+            print(json.dumps({k: hit.get(k) for k in ("id", "url", "outlet", "title", "published", "cluster_id")},
+                             ensure_ascii=False))
+        return 0
+    table = Table(title=f"{len(hits)} result(s) for {args.query!r}")
+    for column in ("id", "outlet", "published", "title", "story"):
+        table.add_column(column)
+    for hit in hits:
+        others = _cluster_outlets(store, hit)
+        table.add_row(hit["id"], hit["outlet"] or "", (hit["published"] or "")[:10], _short(hit["title"], 70),
+                      _short(", ".join(others), 40) if others else "")
+    console.print(table)
+    return 0
+
+
+def _cluster_outlets(store, article: dict) -> list[str]:
+    """Other outlets carrying the same story."""
+    if not article.get("cluster_id"):
+        return []
+    members = store.articles(cluster_id=article["cluster_id"])
+    return sorted({m["outlet"] for m in members if m["id"] != article["id"] and m["outlet"]})
+
+
+def cmd_show(args) -> int:
+    store = _store()
+    article = store.get_article(args.id)
+    if not article:
+        err.print(f"[red]no article {args.id!r}[/]")
+        return 1
+    if args.json:
+        article.pop("signature", None)
+        print(json.dumps(article, ensure_ascii=False, indent=2))
+        return 0
+    console.print(f"[bold]{article['title']}[/]")
+    console.print(f"{article['outlet']} · {article['published'] or 'no date'} · {', '.join(article['authors']) or 'no author'}"
+                  f" · {article['word_count']} words · revision {article['revision']}")
+    console.print(article["url"])
+    others = _cluster_outlets(store, article)
+    if others:
+        console.print(f"Story {article['cluster_id']}: also carried by {', '.join(others)}")
+    if article["lead"]:
+        console.print(f"\n[italic]{article['lead']}[/]")
+    console.print("\n" + article["body"])
+    return 0
+
+
+def cmd_extract(args) -> int:
+    from crawler.extraction import ExtractionError, article_text, extract_article
+
+    try:
+        result = extract_article(Path(args.file).read_bytes(), args.url)
+    except OSError as exc:
+        err.print(f"[red]cannot read {args.file}: {exc.strerror}[/]")
+        return 2
+    except ExtractionError as exc:
+        err.print(f"[red]{args.file}: {exc}[/]")
+        return 1
+    if args.format == "json":
+        print(json.dumps(result, ensure_ascii=False, indent=2))
+    else:
+        print(article_text(result))
+    return 0
+
+
+def cmd_reprocess(args) -> int:
+    from crawler.archive import WarcArchive
+    from crawler.extraction import ExtractionError
+    from pipelines.extract import build_article, extract_page
+
+    store = _store()
+    archive = WarcArchive(store.path.parent)
+    config = load_sources(args.sources_file)
+    counts = {"updated": 0, "unchanged": 0, "failed": 0}
+    for article in store.articles(source=args.source):
+        if not article["raw_ref"]:
+            continue
+        try:
+            url, headers, body = archive.read(article["raw_ref"])
+            junk = config.get(article["source"]).junk_patterns if article["source"] in {s.id for s in config.sources} else []
+            page = {**article, "url": article["url"], "language": article["lang"]}
+            fresh = build_article(page, extract_page(body, None, article["url"], junk))
+        except (OSError, ExtractionError, ValueError) as exc:
+            counts["failed"] += 1
+            err.print(f"[yellow]{article['id']}: {exc}[/]")
+            continue
+        fresh.update({k: article[k] for k in ("cluster_id", "dup_of", "similarity", "is_canonical", "signature", "topics")})
+        counts[("updated" if store.index_article(fresh) == "updated" else "unchanged")] += 1
+    console.print(f"reprocessed: {counts['updated']} updated, {counts['unchanged']} unchanged, {counts['failed']} failed")
+    return 0 if not counts["failed"] else 1
+
+
+def cmd_stats(args) -> int:
+    store = _store()
+    table = Table(title=f"Store {store.path}")
+    for column in ("source", "articles", "words", "latest fetch", "last run", "status"):
+        table.add_column(column)
+    rows = store.db.execute(
+        "SELECT source, COUNT(*) n, SUM(word_count) w, MAX(fetched) f FROM articles GROUP BY source ORDER BY source"
+    ).fetchall()
+    for row in rows:
+        runs = store.runs(source=row["source"], last=1)
+        table.add_row(row["source"], str(row["n"]), str(row["w"] or 0), row["f"] or "",
+                      runs[0]["started"] if runs else "", runs[0]["status"] if runs else "")
+    console.print(table)
+    console.print(f"{store.count_articles()} articles in all")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from crawler.demo import run_demo
+
+    return run_demo(console=console, keep=args.keep, log_level=args.log_level)
+
+
+# --- parser ----------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="veille", description="Veille: crawl French news outlets, "
+                                     "extract and deduplicate articles, search them, alert on topics.")
+    parser.add_argument("--data", help="data directory (default: $VEILLE_DATA or ./data)")
+    sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    def verb(name: str, func, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(func=func)
+        return p
+
+    p = verb("crawl", cmd_crawl, "Crawl sources now (all enabled sources by default).")
+    p.add_argument("--source", action="append", metavar="ID", help="source id (repeatable)")
+    p.add_argument("--limit", type=int, default=0, help="at most N article pages per source")
+    p.add_argument("--sources-file", type=Path, help="sources YAML (default: $VEILLE_SOURCES or config/sources.yaml)")
+    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.add_argument("--quiet", action="store_true", help="no live progress")
+    p.add_argument("-s", "--set", action="append", metavar="NAME=VALUE", help="override a Scrapy setting")
+
+    p = verb("search", cmd_search, "Search stored articles (Lucene query-string syntax, as in Kibana).")
+    p.add_argument("query")
+    p.add_argument("--source", help="only this source id")
+    p.add_argument("--since", help="only articles published since this ISO date")
+    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    p = verb("show", cmd_show, "Show one stored article by id or URL.")
+    p.add_argument("id")
+    p.add_argument("--json", action="store_true")
+
+    p = verb("sources", cmd_sources, "List and validate the configured sources.")
+    p.add_argument("--file", type=Path, help="sources YAML (default: $VEILLE_SOURCES or config/sources.yaml)")
+
+    p = verb("extract", cmd_extract, "Run extraction + cleaning on one saved HTML page.")
+    p.add_argument("file")
+    p.add_argument("--url", help="the page's URL (helps metadata)")
+    p.add_argument("--format", choices=["text", "json"], default="text",
+                   help="text: lead and body, one paragraph per line; json: all fields")
+
+    p = verb("reprocess", cmd_reprocess, "Rerun extraction on archived raw pages (after a cleaner improves).")
+    p.add_argument("--source", help="only this source id")
+    p.add_argument("--sources-file", type=Path)
+
+    verb("stats", cmd_stats, "Articles per source and the last run of each.")
+
+    p = verb("demo", cmd_demo, "Serve the bundled mirror of French outlets on 127.0.0.1, crawl it, show what came out.")
+    p.add_argument("--keep", action="store_true", help="keep the demo data directory")
+    p.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.data:
+        os.environ["VEILLE_DATA"] = args.data
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        err.print(f"[red]config error:[/] {exc}")
+        return 2
+    except KeyError as exc:
+        err.print(f"[red]{exc.args[0]}[/]")
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""Scrapy settings for Veille (the default settings module named in scrapy.cfg).
+
+Polite by default: robots.txt obeyed, AutoThrottle on, a few requests per domain, a
+User-Agent with a contact URL. Every Veille-specific setting starts with VEILLE_ and can be
+overridden like any Scrapy setting (`-s NAME=value`, or the environment variable of the
+same name for the ones read by `crawler.config`).
+"""
+import os
+
+BOT_NAME = "veille"
+SPIDER_MODULES = ["spiders"]
+NEWSPIDER_MODULE = "spiders"
+
+USER_AGENT = os.environ.get(
+    "VEILLE_USER_AGENT",
+    "Veille/0.1 (+https://github.com/veille-news/veille; news monitoring; contact: ops@veille.invalid)",
+)
+ROBOTSTXT_OBEY = True
+
+# Politeness: AutoThrottle adapts the delay to each site's latency.
+AUTOTHROTTLE_ENABLED = True
+AUTOTHROTTLE_START_DELAY = 1.0
+AUTOTHROTTLE_MAX_DELAY = 30.0
+AUTOTHROTTLE_TARGET_CONCURRENCY = 2.0
+DOWNLOAD_DELAY = 0.5
+CONCURRENT_REQUESTS = 32
+CONCURRENT_REQUESTS_PER_DOMAIN = 4
+
+DOWNLOAD_TIMEOUT = 30
+DOWNLOAD_MAXSIZE = 8 * 1024 * 1024
+DOWNLOAD_WARNSIZE = 2 * 1024 * 1024
+RETRY_ENABLED = True
+RETRY_TIMES = 2
+RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
+COOKIES_ENABLED = False
+TELNETCONSOLE_ENABLED = False
+REQUEST_FINGERPRINTER_IMPLEMENTATION = "2.7"
+TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
+FEED_EXPORT_ENCODING = "utf-8"
+LOG_LEVEL = "INFO"
+
+DOWNLOADER_MIDDLEWARES = {
+    "crawler.middlewares.AddressGuardMiddleware": 50,
+    "crawler.middlewares.ConditionalGetMiddleware": 560,
+}
+SPIDER_MIDDLEWARES = {
+    "crawler.middlewares.IncrementalMiddleware": 600,
+}
+ITEM_PIPELINES = {
+    "pipelines.archive.ArchivePipeline": 100,
+    "pipelines.extract.ExtractPipeline": 200,
+    "pipelines.boilerplate.BoilerplatePipeline": 300,
+    "pipelines.store.StorePipeline": 600,
+}
+EXTENSIONS = {
+    "crawler.extensions.RunRecorder": 500,
+}
+
+# --- Veille ---------------------------------------------------------------------------
+# Hosts the address guard lets through although they are loopback/private ('host' or 'host:port').
+VEILLE_ALLOWED_HOSTS: list[str] = []
+# Processes used for extraction (the CPU cost of a crawl); 0 = one per core.
+VEILLE_EXTRACT_WORKERS = 0
+# Where the store, WARC archives and spools live (default: $VEILLE_DATA or ./data).
+VEILLE_DATA = None
+# Sources file (default: $VEILLE_SOURCES or config/sources.yaml).
+VEILLE_SOURCES = None
+# Maximum article pages per source and crawl (0 = no limit).
+VEILLE_LIMIT = 0
+# Site-level boilerplate: a line is learned as boilerplate after this many articles of an outlet.
+VEILLE_BOILERPLATE_MIN_DOCS = 5

@@ -1,0 +1,1 @@
+"""Veille spiders: one config-driven spider for every outlet."""
