@@ -118,8 +118,9 @@ _RELATED_WEAK = re.compile(
 # Section-kicker prefixes ("VIDÉO - ", "EN IMAGES - ") only count as related
 # links when a dash/colon follows and the line is a short headline.
 _KICKER_ONLY = re.compile(
-    r"^(?:VID[ÉE]O|EN IMAGES|PHOTOS?|INFOGRAPHIE|PODCAST|DIRECT|LIVE|ENTRETIEN|GRAND FORMAT|"
-    r"DÉCRYPTAGE|TRIBUNE|ANALYSE|RÉCIT|REPORTAGE|INTERVIEW|CHRONIQUE|ÉDITO)\b"
+    r"^(?:VID[ÉE]O|EN IMAGES|PHOTOS?|INFOGRAPHIE|PODCAST|AUDIO|REPLAY|DIRECT|LIVE|ENTRETIEN|GRAND FORMAT|"
+    r"D[ÉE]CRYPTAGE|TRIBUNE|ANALYSE|R[ÉE]CIT|REPORTAGE|ENQU[ÊE]TE|INTERVIEW|CHRONIQUE|[ÉE]DITO|EXCLUSIF|"
+    r"T[ÉE]MOIGNAGE|PORTRAIT|INFO [A-Z0-9]+|VRAI OU FAUX|CARTE|QUIZ|FACT-CHECK|[ÉE]DITORIAL)\b"
 )
 _LINK_MARKER = re.compile(r"^(?:>|›|→|⇒|►|▶|»)\s+\S")
 
@@ -262,13 +263,44 @@ def _is_related(line: str) -> bool:
     return False
 
 
+_ROLE_BYLINE = re.compile(
+    rf"^{_NAME}(?:[ \-]{_NAME}){{1,3}}\s*[,\-–—|·•]?\s*"
+    r"(?:Journaliste|Rédact(?:eur|rice)(?: en chef)?|Reporter|Correspondante?|Envoyée? spéciale?|Chef(?:fe)? de (?:rubrique|service)|"
+    r"Grand reporter|Éditorialiste|Chroniqueu(?:r|se))\b.{0,40}$"
+)
+_BYLINE_SEP = " ,;&|·•-–—/:"
+
+
+def _strip_authors(line: str, authors: Sequence[str]) -> tuple[int, str]:
+    """Remove leading author names (and connectors) from ``line``'s key."""
+    rest = re.sub(r"^(?:par|by)\s+", "", _key(line))
+    keys = sorted({_key(a) for a in authors if a and _key(a)}, key=len, reverse=True)
+    found = 0
+    while True:
+        rest = rest.lstrip(_BYLINE_SEP)
+        rest = re.sub(r"^(?:et|and|avec)\s+", "", rest)
+        for k in keys:
+            if rest.startswith(k) and (len(rest) == len(k) or not rest[len(k)].isalnum()):
+                rest = rest[len(k):]
+                found += 1
+                break
+        else:
+            return found, rest.strip(_BYLINE_SEP)
+
+
 def _is_byline(line: str, authors: Sequence[str] = ()) -> bool:
     if _words(line) > 16:
         return False
-    if _BYLINE.match(line):
+    if _BYLINE.match(line) or (_ROLE_BYLINE.match(line) and not _ends_like_sentence(line)):
         return True
-    k = _key(re.sub(r"^(?:Par|By)\s+", "", line))
-    return any(k == _key(a) for a in authors if a)
+    if not authors:
+        return False
+    found, rest = _strip_authors(line, authors)
+    if not found:
+        return False
+    # "Hugo Septier Journaliste BFMTV", "Karim Haddad, Paul Martin - France Télévisions",
+    # "Sophie Lefèvre · Publié le 17/10/24 à 23h40": names + a short tail.
+    return not rest or (_words(rest) <= 6 and not _ends_like_sentence(rest)) or _is_dateline(rest)
 
 
 Rule = tuple[str, Callable[[str], bool]]

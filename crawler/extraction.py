@@ -291,6 +291,12 @@ def _blocks(body) -> list[dict]:
     return blocks
 
 
+def _is_header_line(b: dict) -> bool:
+    """Short label (brand, section, kicker) rather than text."""
+    t = b["text"]
+    return len(t.split()) <= 5 and not re.search(r"[.!?…:;,»\"]$", t)
+
+
 def _is_heading(b: dict) -> bool:
     return b["kind"] == "head" or (b["bold"] and len(b["text"].split()) <= 25)
 
@@ -428,7 +434,16 @@ def extract_article(
     removed: list[dict] = []
     blocks = _blocks(doc.body)
 
-    # 1. title printed as the first heading (h1).
+    # 1. page-header lines (brand, section kicker, "Alerte info") printed just
+    #    before the title, then the title itself as the first heading.
+    tpos = next(
+        (i for i, b in enumerate(blocks[:6]) if (title and same_text(b["text"], title)) or (b["kind"] == "head" and b["rend"] == "h1")),
+        None,
+    )
+    if tpos and all(_is_header_line(b) for b in blocks[:tpos]):
+        for b in blocks[:tpos]:
+            removed.append({"line": b["text"], "rule": "pre-title"})
+        blocks = blocks[tpos:]
     if blocks and blocks[0]["kind"] == "head" and blocks[0]["rend"] == "h1":
         if not title:
             title = blocks[0]["text"]
