@@ -122,7 +122,9 @@ _KICKER_ONLY = re.compile(
     r"D[ÉE]CRYPTAGE|TRIBUNE|ANALYSE|R[ÉE]CIT|REPORTAGE|ENQU[ÊE]TE|INTERVIEW|CHRONIQUE|[ÉE]DITO|EXCLUSIF|"
     r"T[ÉE]MOIGNAGE|PORTRAIT|INFO [A-Z0-9]+|VRAI OU FAUX|CARTE|QUIZ|FACT-CHECK|[ÉE]DITORIAL)\b"
 )
-_LINK_MARKER = re.compile(r"^(?:>|›|→|⇒|►|▶|»)\s+\S")
+# ">" / "►" before a headline marks a teaser link ("> A Milwaukee, JD Vance ...").
+# "»" and "›" are left alone: sites also use them as bullets or heading marks.
+_LINK_MARKER = re.compile(r"^(?:>|→|⇒|►|▶)\s*\S")
 
 _SHARE = re.compile(
     r"^(?:Partager(?: (?:cet article|sur \w+|l['’]article|par e-?mail))?|Partagez(?: cet article| sur \w+)?"
@@ -206,6 +208,42 @@ _CREDIT_LINE = re.compile(
     r"|^(?:AFP|Reuters|REUTERS|AP|Getty Images|Shutterstock|SIPA|Abaca|ABACA|MAXPPP|Belga|BELGA|EPA|DPA)$",
     _I,
 )
+
+
+_CONSENT = re.compile(
+    r"^(?:Ce contenu (?:est bloqué|n['’]est pas (?:disponible|accessible))|Pour (?:afficher|voir|accéder à) ce contenu"
+    r"|Vous avez (?:refusé|désactivé)|En cliquant sur|Contenu (?:indisponible|bloqué)|Ce contenu provient de"
+    r"|Pour (?:afficher|lire) (?:cette|la) vidéo|Cette vidéo (?:est bloquée|n['’]est pas disponible)"
+    r"|Accepter (?:les cookies|et (?:fermer|continuer))|Gérer mes (?:choix|cookies)|Paramétrer les cookies)\b",
+    _I,
+)
+_SOCIAL_EMBED = re.compile(
+    r"^[—–-]\s*[^\n]{1,80}\(@\w{1,30}\)\s+\S+ \d{1,2},? \d{4}$"  # "— Name (@handle) November 20, 2024"
+    r"|^pic\.twitter\.com/\w+$"
+    r"|^(?:Voir cette publication sur Instagram|Une publication partagée par .{1,80}|View this post on Instagram)$",
+    _I,
+)
+_UI_PROMPT = re.compile(
+    r"^(?:Afficher (?:plus|la suite)|Voir plus|Charger plus|Voir les commentaires|\d+ réactions?|Réagissez à cet article"
+    r"|[ÉE]couter (?:cet |l['’])article|Cet article vous a plu\s*\?|Signaler (?:une erreur|un abus)|Retour en haut(?: de la page)?"
+    r"|Tous droits réservés|Mots[- ]clés\s*:.{0,120}|Sujets? associés?|Thèmes? associés?)\.?$",
+    _I,
+)
+_AGENCY_LINE = re.compile(
+    r"^\(?(?:Avec|Source|Sources)\s*:?\s*(?:l['’])?(?:AFP|Reuters|AP|agences?|Belga|ATS)(?:\s*(?:et|,)\s*(?:l['’])?(?:AFP|Reuters|AP|agences?))*\)?\.?$"
+    r"|^(?:Photo d['’]illustration|\(Illustration\)|Illustration)\.?$",
+    _I,
+)
+
+
+def _is_consent_placeholder(line: str) -> bool:
+    """Embed placeholders: "Ce contenu est bloqué car vous n'avez pas accepté les cookies..."."""
+    if not _CONSENT.match(line):
+        return False
+    words = _words(line)
+    if re.search(r"cookies?|traceurs|consentement", line, _I):
+        return words <= 60
+    return words <= 12 and not _ends_like_sentence(line)
 
 
 def _is_credit_caption(line: str) -> bool:
@@ -311,10 +349,14 @@ _RULES: list[Rule] = [
     ("social-byline", _is_social_byline),
     ("advertising", lambda s: bool(_ADVERT.match(s))),
     ("paywall", lambda s: _words(s) <= 40 and bool(_PAYWALL.match(s))),
+    ("consent-placeholder", _is_consent_placeholder),
+    ("social-embed", lambda s: bool(_SOCIAL_EMBED.match(s))),
+    ("ui-prompt", lambda s: bool(_UI_PROMPT.match(s))),
     ("related-link", _is_related),
     ("share-subscribe", lambda s: _words(s) <= 25 and bool(_SHARE.match(s))),
     ("dateline", _is_dateline),
     ("photo-credit", _is_credit_caption),
+    ("agency-credit", lambda s: bool(_AGENCY_LINE.match(s))),
 ]
 
 

@@ -242,7 +242,7 @@ def _split_authors(value: str | None) -> list[str]:
 # Body walking
 # --------------------------------------------------------------------------
 
-_MARKER_LINK = re.compile(r"^(?:>|›|→|►|▶)\s*\S")
+_MARKER_LINK = re.compile(r"^(?:>|→|►|▶)\s*\S")
 
 
 def _text(el) -> str:
@@ -351,18 +351,35 @@ def _matches_desc(text: str, dkey: str) -> bool:
     return long_.startswith(short) and len(short) >= 0.6 * len(long_)
 
 
+_INVISIBLE = {"script", "style", "noscript", "template", "head", "title", "meta", "button", "option"}
+
+
 def _visible_standfirst(tree, dkey: str) -> str | None:
-    """Text of a visible page element equal to the description, if any."""
+    """Text of a visible page element equal to the description, if any.
+
+    Linear scan of text nodes for the start of the description, then a short
+    climb to the element whose whole text is the description.
+    """
     if len(dkey) < 30 or tree is None:
         return None
-    for el in tree.xpath("//body//*[self::p or self::div or self::h2 or self::h3 or self::span or self::section]"):
-        if el.xpath("ancestor-or-self::*[self::script or self::style or self::noscript or self::template]"):
+    probe = dkey[:30]
+    for node in tree.xpath("//body//text()"):
+        if probe not in _key(node) and probe[:15] not in _key(node):
             continue
-        txt = normalize_line(el.text_content())
-        if len(txt) > 2 * len(dkey) + 20:
+        el = node.getparent()
+        if el is None or not isinstance(el.tag, str):
             continue
-        if _matches_desc(txt, dkey) and len(_key(txt)) >= 0.9 * len(dkey):
-            return txt
+        for _ in range(4):
+            if el is None or not isinstance(el.tag, str) or el.tag in ("body", "html"):
+                break
+            if any(a.tag in _INVISIBLE for a in el.iterancestors() if isinstance(a.tag, str)) or el.tag in _INVISIBLE:
+                break
+            txt = normalize_line(el.text_content())
+            if len(txt) > 2 * len(dkey) + 40:
+                break
+            if _matches_desc(txt, dkey) and len(_key(txt)) >= 0.9 * len(dkey):
+                return txt
+            el = el.getparent()
     return None
 
 

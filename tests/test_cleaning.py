@@ -108,6 +108,13 @@ JUNK = [
     ("Des soldats ukrainiens près de Bakhmout (Photo : GENYA SAVILOV / AFP)", "photo-credit"),
     ("Crédit photo : Reuters", "photo-credit"),
     ("Publié le 18 juil. 2024 à 8:01 Mis à jour le 18 juil. 2024 à 9:05", "dateline"),
+    ("Hugo Septier Journaliste BFMTV", "byline"),
+    ("RECIT. Guerre en Ukraine : mille jours de conflit en cinq dates", "related-link"),
+    ("Ce contenu est bloqué car vous n'avez pas accepté les cookies et autres traceurs.", "consent-placeholder"),
+    ("— Emmanuel Macron (@EmmanuelMacron) November 20, 2024", "social-embed"),
+    ("Écouter cet article", "ui-prompt"),
+    ("Avec AFP", "agency-credit"),
+    ("Nouveau : découvrez nos offres Premium !", "share-subscribe"),
 ]
 
 
@@ -140,6 +147,11 @@ REAL_SENTENCES = [
     "» Le fil des événements de jeudi :",
     "Contrer les avancées Russes",
     "Next, un fonds d'investissement, a racheté la start-up.",
+    "Jean Dupont, Journaliste à Libération, a été arrêté mardi à Minsk.",
+    "En cliquant sur le bouton, le joueur a déclenché une alarme.",
+    "Avec l'AFP, nous avons enquêté sur les mines antipersonnel.",
+    "› 12 morts et 30 blessés selon le dernier bilan",
+    "La CNIL a sanctionné Google pour des cookies déposés sans consentement.",
 ]
 
 
@@ -148,6 +160,23 @@ def test_real_sentences_are_kept(line):
     assert classify_line(line) is None
     kept, removed = clean_paragraphs([line])
     assert kept == [line] and removed == []
+
+
+@pytest.mark.parametrize(
+    "line,authors",
+    [
+        ("Karim Haddad, Paul Martin - France Télévisions", ["Karim Haddad", "Paul Martin"]),
+        ("franceinfo avec BBC - France Télévisions", ["franceinfo avec BBC"]),
+        ("Sophie Lefèvre · Publié le 17/10/24 à 23h40", ["Sophie Lefèvre"]),
+        ("Par Paul Martin", ["Paul Martin"]),
+    ],
+)
+def test_byline_from_known_authors(line, authors):
+    assert classify_line(line, authors=authors) == "byline"
+
+
+def test_author_name_inside_a_sentence_is_kept():
+    assert classify_line("Paul Martin a déclaré mardi que la réforme était nécessaire.", authors=["Paul Martin"]) is None
 
 
 def test_title_repeat_ignores_spacing_case_and_quotes():

@@ -203,6 +203,39 @@ def test_latin1_page_with_meta_charset():
     assert "Une détente fragile" in r["paragraphs"]
 
 
+BFM_LIKE = """<html lang="fr"><head><meta charset="utf-8"><title>Guerre en Ukraine: Kiev reçoit des mines</title>
+<meta property="og:title" content="Guerre en Ukraine: Kiev reçoit des mines"></head><body>
+<div class="content"><p class="brand">BFMTV</p><p class="kicker">Ukraine</p><p class="flash">Alerte info</p>
+<h1>Guerre en Ukraine: Kiev reçoit des mines</h1>
+<figure><img src="a.jpg"><figcaption>Joe Biden à Washington - SAUL LOEB / AFP</figcaption></figure>
+<p>Les autorités américaines estiment que cette aide pourrait enrayer l'avancée russe de ces dernières semaines, selon un responsable.</p>
+<p>Le président Joe Biden a autorisé la livraison de mines antipersonnel « non persistantes » à l'Ukraine, a déclaré mercredi un haut responsable.</p>
+<div class="encadre"><h3>Les principales infos de ce matin</h3>
+<p>&gt; Les Bourses européennes ouvrent en hausse</p><p>&gt; Le Village olympique ouvre ses portes</p><p>Météo : un week-end ensoleillé</p></div>
+<h3>Une décision contestée</h3>
+<p>La Campagne internationale pour interdire les mines a dénoncé une décision « désastreuse » dans un communiqué transmis à l'AFP.</p>
+<ul><li>› 164 États ont signé la convention d'Ottawa</li><li>› Les États-Unis n'en font pas partie</li></ul>
+<p>Moscou a accusé Washington de vouloir prolonger la guerre en renforçant ses livraisons d'armes à Kiev, selon le Kremlin.</p>
+<p><a href="https://twitter.com/Hugo_Septier">Hugo Septier</a> Journaliste BFMTV</p>
+</div></body></html>"""
+
+
+def test_header_labels_link_box_and_byline_on_bfm_like_page():
+    r = extract_article(BFM_LIKE, "https://exemple.fr/ukraine")
+    text = article_text(r)
+    rules = {x["line"]: x["rule"] for x in r["removed"]}
+    for line in ("BFMTV", "Ukraine", "Alerte info"):
+        assert rules.get(line) == "pre-title", r["removed"]
+    assert rules.get("Les principales infos de ce matin") == "link-box"
+    assert "Les Bourses européennes" not in text
+    assert "Hugo Septier" not in text
+    assert r["title"] == "Guerre en Ukraine: Kiev reçoit des mines"
+    assert "Une décision contestée" in r["paragraphs"]
+    assert "communiqué transmis à l'AFP." in text
+    assert r["paragraphs"][-1].startswith("Moscou a accusé Washington")
+    assert "› 164 États ont signé la convention d'Ottawa" in r["paragraphs"]  # bullets are not teaser links
+
+
 # ---------------------------------------------------------------- decode_html
 
 TEXT = "<html><body><p>L’été à Noël : « 12 € » — déjà vu, cœur œuvre.</p></body></html>"
