@@ -198,9 +198,20 @@ _AGENCIES = (
     r"|Abaca|ABACA|MAXPPP|Maxppp|Hans Lucas|Hans LUCAS|PHOTOPQR|IP3|Belga|BELGA|AA|Anadolu|Xinhua|Wikimedia Commons"
     r"|Le Figaro|Le Monde|Euronews|BFMTV|LP|Leemage|Alamy|DR|Photononstop|EFE|ANSA|TASS|Ria Novosti|Pool|POOL|BELGA/AFP"
 )
+_CAPNAME = rf"[{_UP}][\w'’.\-]*"
 _CREDIT_TAIL = re.compile(
-    rf"(?:\s[-–—|]\s|\s*\(|^)\s*(?:(?:Photo|Crédits?(?: photo)?|Illustration|Image|©)\s*:?\s*)?"
-    rf"(?:[{_UP}][\w'’.\-]*\s+){{0,4}}(?:[{_UP}][\w'’.\-]*\s*)?/\s*(?:[\w .'’\-]+/\s*)?(?:{_AGENCIES})\b[^\s]*\)?\s*$"
+    # "... - SAUL LOEB / AFP", "... 2023. LUDOVIC MARIN / AFP", "(Photo by Ludovic MARIN / AFP)",
+    # "© Jim Watson / AFP": capitalised names, a slash, an agency, at the very end.
+    rf"(?:^|\s[-–—|]\s|[.,;]\s+|\(\s*|©\s*|\s)"
+    rf"(?:(?:Photos?|Crédits?(?: photos?)?|Illustration|Image)\s*(?:by|par|:)?\s*)?"
+    rf"(?:{_CAPNAME}\s+){{0,4}}{_CAPNAME}\s*/\s*(?:[\w .'’\-]+/\s*)?(?:{_AGENCIES})\b[^\s]*\s*\)?\.?\s*$"
+    # "... mercredi. REUTERS/Gleb Garanich": agency first, then the photographer.
+    rf"|(?:^|[.,;]\s+|\s[-–—|]\s|\(\s*)(?:REUTERS|Reuters|AFP|AP|EPA|SIPA|Sipa(?: Press)?|Getty Images|ABACA|MAXPPP|Belga|BELGA)"
+    rf"\s*/\s*(?:{_CAPNAME}\s*){{1,4}}\)?\.?$"
+)
+_CREDIT_AFTER_STOP = re.compile(
+    # "... près de Bakhmout. Sipa Press", "Illustration. Getty Images"
+    r"[.]\s+(?:AFP|Reuters|REUTERS|AP|Getty Images|GETTY IMAGES|Sipa Press|SIPA|Shutterstock|ABACA|Abaca|MAXPPP|Maxppp|Belga|BELGA|EPA|DPA)\.?$"
 )
 _CREDIT_LINE = re.compile(
     rf"^(?:©|\(c\)|Crédits?(?: photos?)?\s*:|Photo\s*:|Photos\s*:|Illustration\s*:|Image\s*:|Source(?: photo)?\s*:)\s*\S.{{0,120}}$"
@@ -249,15 +260,12 @@ def _is_consent_placeholder(line: str) -> bool:
 def _is_credit_caption(line: str) -> bool:
     if _CREDIT_LINE.match(line):
         return _words(line) <= 60
-    if _words(line) > 60:
-        return False
-    m = _CREDIT_TAIL.search(line)
-    if not m:
-        return False
-    # The credit must look like "NAME / AGENCY" (upper-case names) or follow a
-    # dash separator; a sentence ending "... à l'AFP." never matches because
-    # a slash is required before the agency.
-    return True
+    # A sentence ending "... transmis à l'AFP." never matches: the agency must
+    # follow a slash after capitalised names, or stand alone after a full stop.
+    words = _words(line)
+    if words <= 40 and _CREDIT_TAIL.search(line):
+        return True
+    return words <= 25 and bool(_CREDIT_AFTER_STOP.search(line))
 
 
 def _is_social_byline(line: str) -> bool:

@@ -107,6 +107,10 @@ JUNK = [
     ("Joe Biden et Volodymyr Zelensky, le jeudi 11 juillet à Washington - SAUL LOEB / AFP", "photo-credit"),
     ("Des soldats ukrainiens près de Bakhmout (Photo : GENYA SAVILOV / AFP)", "photo-credit"),
     ("Crédit photo : Reuters", "photo-credit"),
+    ("Sophie Binet, à Paris, le 29 août 2023. LUDOVIC MARIN / AFP", "photo-credit"),
+    ("Des secouristes à Kiev, mercredi. REUTERS/Gleb Garanich", "photo-credit"),
+    ("Un soldat ukrainien, près de Bakhmout. Sipa Press", "photo-credit"),
+    ("Joe Biden. © Jim Watson / AFP", "photo-credit"),
     ("Publié le 18 juil. 2024 à 8:01 Mis à jour le 18 juil. 2024 à 9:05", "dateline"),
     ("Hugo Septier Journaliste BFMTV", "byline"),
     ("RECIT. Guerre en Ukraine : mille jours de conflit en cinq dates", "related-link"),
@@ -152,6 +156,9 @@ REAL_SENTENCES = [
     "Avec l'AFP, nous avons enquêté sur les mines antipersonnel.",
     "› 12 morts et 30 blessés selon le dernier bilan",
     "La CNIL a sanctionné Google pour des cookies déposés sans consentement.",
+    "Le ministre a répondu à la question / AFP",
+    "Il a été interrogé mardi soir par Reuters.",
+    "Le texte sera examiné en commission mardi prochain, puis en séance publique le mois suivant, a précisé le rapporteur du projet de loi au Sénat. AFP",
 ]
 
 
