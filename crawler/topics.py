@@ -701,6 +701,7 @@ class Target(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     type: Literal["log", "webhook", "slack", "email"]
+    name: str | None = None  # filled from the key of the `targets:` map
     # log
     stream: Literal["stdout", "stderr", "log"] = "stdout"
     # webhook / slack
@@ -841,6 +842,17 @@ class TopicsFile(BaseModel):
         finally:
             _target_names.reset(t1)
             _topic_ids.reset(t2)
+
+    @model_validator(mode="after")
+    def _name_targets(self) -> "TopicsFile":
+        for key, target in self.targets.items():
+            if target.name is None:
+                target.name = key
+        return self
+
+    def targets_for(self, topic: "Topic | str") -> list[Target]:
+        topic = self.get(topic) if isinstance(topic, str) else topic
+        return [self.targets[name] for name in topic.targets]
 
     def get(self, topic_id: str) -> Topic:
         for topic in self.topics:
