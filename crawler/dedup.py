@@ -127,78 +127,55 @@ _DATED = re.compile(r"\b(?:publie|mis a jour|mise a jour|modifie|cree|actualise|
 _LEGAL = re.compile(r"tous droits (?:de reproduction|reserves)|agence france-presse\. toutes les informations"
                     r"|droits de propriete intellectuelle|sans l'accord prealable")
 _END_PUNCT = re.compile(r"[.!?…:;)\]]\s*$|\.\.\.\s*$")
-_NUM_GROUP = re.compile(r"(?<=\d)[ .'](?=\d{3}(?!\d))")
+_NUM_GROUP = re.compile(r"(\d)[ .'](?=\d{3}(?!\d))")
 _WORD = re.compile(r"\w+")
-_MULTI_WS = re.compile(r"[ ]+")
+_DIGIT = re.compile(r"\d")
 
 
-def _accent_table() -> dict:
-    tab = {}
-    for cp in range(0x80, 0x2000):
-        c = chr(cp)
-        if unicodedata.combining(c):
-            tab[cp] = None
-            continue
-        d = unicodedata.normalize("NFD", c)
-        base = "".join(x for x in d if not unicodedata.combining(x))
-        if base != c:
-            tab[cp] = base
-    for lig, rep in (("œ", "oe"), ("æ", "ae"), ("ß", "ss")):
-        tab[ord(lig)] = rep
-    return tab
+_COMBINING = re.compile(r"[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]+")
+_TYPO_MAP = {chr(k): v for k, v in _TRANS.items()}
+_TYPO_MAP.update(dict.fromkeys("©®™•·°€£¥§¶†‡♦►▶◆■□●○★☆→←", " "))   # symbols: not words (as for \\w)
+_TYPO_MAP.update({"œ": "oe", "æ": "ae", "ß": "ss", "ı": "i", "ø": "o", "đ": "d", "ł": "l", "\t": " ", "\r": "\n", '"': " "})
+_TYPO = re.compile("[" + re.escape("".join(_TYPO_MAP)) + "]")
 
 
-_ACCENTS = _accent_table()
-
-
-def _strip_accents(s: str) -> str:
-    """Remove diacritics (table built from Unicode NFD decompositions, U+0080..U+1FFF)."""
-    return s.translate(_ACCENTS)
-
-
-_NON_ASCII = re.compile(r"[^\x00-\x7f]")
-_CHAR_CACHE: dict[str, str] = {}
-
-
-def _map_char(m: "re.Match") -> str:
-    c = m.group()
-    r = _CHAR_CACHE.get(c)
-    if r is None:
-        r = unicodedata.normalize("NFKC", c.translate(_TRANS)).translate(_TRANS).casefold()
-        r = _strip_accents(unicodedata.normalize("NFKC", r))
-        _CHAR_CACHE[c] = r
-    return r
+def _typo(m: "re.Match") -> str:
+    return _TYPO_MAP[m.group()] or ""
 
 
 def _basic(text: str) -> str:
     """Typography-level normalization (keeps line structure): HTML entities, NFKC, casefold,
-    accents, quotes/apostrophes/dashes/spaces unified, digit grouping removed."""
+    accents (NFD, combining marks dropped), quotes/apostrophes/dashes/spaces unified, digit
+    grouping removed."""
     t = text
     for _ in range(2):                         # double-escaped leftovers: &amp;nbsp;
         if "&" not in t:
             break
         t = html.unescape(t)
     t = unicodedata.normalize("NFKC", t).lower()
-    t = _NON_ASCII.sub(_map_char, t)           # per-char: typography table, casefold, accents
-    t = t.replace("\t", " ").replace("\r", "\n").replace('"', " ")
-    t = _NUM_GROUP.sub("", t)                  # 50 000 / 50.000 / 50'000 -> 50000
+    if not t.isascii():
+        t = _COMBINING.sub("", unicodedata.normalize("NFD", t))
+    t = _TYPO.sub(_typo, t)
+    t = _NUM_GROUP.sub(r"\1", t)               # 50 000 / 50.000 / 50'000 -> 50000
     return t
 
 
 def _clean_lines(t: str, drop_short: bool) -> list[str]:
+    """Drop page-chrome lines; ``ntok`` counts whitespace-separated words."""
     out: list[str] = []
     seen: set[str] = set()
     for raw in t.split("\n"):
-        line = _MULTI_WS.sub(" ", raw).strip()
+        line = " ".join(raw.split())
         if not line:
             continue
-        if _LEGAL.search(line):
+        ntok = line.count(" ") + 1
+        if ("droits" in line or "accord prealable" in line or "agence france" in line) and _LEGAL.search(line):
             continue
-        ntok = len(_WORD.findall(line))
-        if _JUNK_LINE.match(line) and ntok < 40:
-            continue
-        if ntok < 25 and _DATED.search(line) and re.search(r"\d", line):
-            continue
+        if ntok < 40:
+            if _JUNK_LINE.match(line):
+                continue
+            if ntok < 25 and _DATED.search(line) and _DIGIT.search(line):
+                continue
         if line in seen:                        # repeated title / kicker lines
             continue
         seen.add(line)
@@ -206,27 +183,35 @@ def _clean_lines(t: str, drop_short: bool) -> list[str]:
             continue                            # kicker, title, byline, caption, chrome
         out.append(line)
     if out:
-        out[0] = _DATELINE.sub("", out[0], count=1)
-        for i in range(len(out)):              # dateline may follow a kept header line (chapo)
-            if i > 3:
-                break
+        for i in range(min(4, len(out))):      # dateline; may follow a kept header line (chapo)
             m = _DATELINE.match(out[i])
             if m and m.end() < 60:
                 out[i] = out[i][m.end():]
+                break
         out[-1] = _TAIL.sub("", out[-1])
-    return [l for l in out if l.strip()]
+    return out
+
+
+_NON_WORD = re.compile(r"[^\w\n]+")
+_ASCII_NONWORD = bytes(c if (chr(c).isalnum() or c in (95, 10)) else 32 for c in range(256))
+_NL_SPACES = re.compile(r" *\n[ \n]*")
 
 
 def normalize(text: str) -> str:
-    """Canonical text used for shingling (one line per kept paragraph, single spaces)."""
+    """Canonical text used for shingling: lowercase ASCII-folded words separated by single
+    spaces, one line per kept paragraph."""
     if not text:
         return ""
     t = _basic(text)
     lines = _clean_lines(t, drop_short=True)
-    if sum(len(_WORD.findall(l)) for l in lines) < SHORT_TOKENS:
+    if sum(l.count(" ") + 1 for l in lines) < SHORT_TOKENS:
         lines = _clean_lines(t, drop_short=False)   # very short text: keep its short lines
-    lines = [" ".join(_WORD.findall(l)) for l in lines]
-    return "\n".join(l for l in lines if l)
+    joined = "\n".join(lines)
+    if joined.isascii():                        # fast path: byte-level word split
+        return "\n".join(" ".join(l.split()) for l in joined.encode().translate(_ASCII_NONWORD).decode().split("\n")
+                         if not l.isspace() and l)
+    out = _NL_SPACES.sub("\n", _NON_WORD.sub(" ", joined))
+    return out.strip(" \n")
 
 
 def tokens(norm: str) -> list[str]:
@@ -250,9 +235,41 @@ def _fmix64(h: np.ndarray) -> np.ndarray:
     return h ^ (h >> _S33)
 
 
-def token_hashes(toks: list[str]) -> np.ndarray:
-    crc = zlib.crc32
-    return np.fromiter((crc(t.encode()) for t in toks), dtype=np.uint64, count=len(toks))
+_P = 0x100000001B3                      # odd -> invertible mod 2^64
+_P_INV = pow(_P, -1, 1 << 64)
+_POW: list[np.ndarray] = []
+
+
+def _powers(n: int) -> tuple[np.ndarray, np.ndarray]:
+    if not _POW or len(_POW[0]) < n:
+        m = max(n, 1 << 14)
+        with np.errstate(over="ignore"):
+            p = np.full(m, _P, dtype=np.uint64)
+            p[0] = 1
+            q = np.full(m, _P_INV, dtype=np.uint64)
+            q[0] = 1
+            _POW[:] = [np.cumprod(p, dtype=np.uint64), np.cumprod(q, dtype=np.uint64)]
+    return _POW[0], _POW[1]
+
+
+def token_hashes(norm: str) -> np.ndarray:
+    """64-bit hash of every token of a normalized text (tokens = runs of bytes other than
+    space/newline): ``fmix64(sum_j (byte_j + 1) * P^j mod 2^64)``, j = byte offset in the token,
+    P = 0x100000001B3. Vectorised with prefix sums (P is odd, so P^-start exists mod 2^64)."""
+    b = np.frombuffer(norm.encode("utf-8"), dtype=np.uint8)
+    n = len(b)
+    if n == 0:
+        return np.zeros(0, dtype=np.uint64)
+    word = (b != 32) & (b != 10)
+    edges = np.diff(np.concatenate(([False], word, [False])).astype(np.int8))
+    starts = np.flatnonzero(edges == 1)
+    ends = np.flatnonzero(edges == -1)
+    pw, pinv = _powers(n + 1)
+    with np.errstate(over="ignore"):
+        pre = np.zeros(n + 1, dtype=np.uint64)
+        np.cumsum((b.astype(np.uint64) + _ONE) * pw[:n], dtype=np.uint64, out=pre[1:])
+        h = (pre[ends] - pre[starts]) * pinv[starts]
+        return _fmix64(h)
 
 
 def shingle_hashes(th: np.ndarray, k: int = SHINGLE) -> np.ndarray:
@@ -353,7 +370,7 @@ def signature_of_normalized(norm: str, num_perm: int = NUM_PERM, lede_perm: int 
     if len(toks) < SHORT_TOKENS:
         e = np.zeros(0, dtype=np.uint32)
         return Signature(len(toks), 0, 0, fp, e, e, seed, shingle, lede_tokens)
-    th = token_hashes(toks)
+    th = token_hashes(norm)
     sh = shingle_hashes(th, shingle)
     lsh_ = shingle_hashes(th[:lede_tokens], shingle)
     return Signature(len(toks), len(sh), len(lsh_), fp, minhash_values(sh, num_perm, seed),
@@ -369,16 +386,21 @@ def signature(text: str) -> Signature:
 _CREDIT = re.compile(
     r"\(\s*(?:afp|reuters|belga|ap|ats)(?:\s*/\s*\w+)*\s*\)|\bavec (?:l')?(?:afp|reuters|belga|agences)\b"
     r"|\bsource\s*:?\s*(?:afp|reuters|belga)\b|©\s*(?:\d{4}\s*)?(?:[\w-]+ avec )?afp\b|agence france[- ]presse"
-    r"|^\s*(?:par\s+)?(?:afp|reuters|belga|ap)\s*$|\bpar afp\b|\bmise a jour .* par afp\b", re.M)
-_PHOTO = re.compile(r"photo|illustration|archives|credit|image|video")
+    r"|^\s*(?:par\s+)?(?:afp|reuters|belga|ap)\s*$|\bpar afp\b|\bmise [aà] jour .* par afp\b", re.M)
+_PHOTO = re.compile(r"photo|illustration|archives|crédit|credit|image|vidéo|video")
 
 
 def agency_credited(text: str) -> bool:
-    """True when the text credits a news agency as author/source (AFP, Reuters, Belga, ATS)."""
+    """True when the text credits a news agency as author/source (AFP, Reuters, Belga, ATS):
+    dateline "(AFP)", "avec AFP", "Source : AFP", "© AFP", an "AFP" byline line... Photo credits
+    ("Photo d'illustration © AFP / Archives") do not count."""
     if not text:
         return False
-    for line in _basic(text).split("\n"):
-        if _CREDIT.search(line) and not _PHOTO.search(line):
+    t = unicodedata.normalize("NFKC", html.unescape(text) if "&" in text else text).lower()
+    for m in _CREDIT.finditer(t):
+        s = t.rfind("\n", 0, m.start()) + 1
+        e = t.find("\n", m.end())
+        if not _PHOTO.search(t, s, e if e >= 0 else len(t)):
             return True
     return False
 
