@@ -210,3 +210,41 @@ def test_shipped_topics_yaml_loads():
     TopicMatcher(topics.topics).match(ELECTIONS)
     for a in ARTICLES:
         assert isinstance(TopicMatcher(topics.topics).match(a), list)
+
+
+# --------------------------------------------------------------------------- same table on OpenSearch
+
+from searchnode_fixture import search_node  # noqa: E402,F401
+
+
+@pytest.mark.integration
+def test_case_table_on_opensearch_percolator(search_node):  # noqa: F811
+    """Both engines agree: every case percolated (and searched) on a real OpenSearch node."""
+    import uuid
+
+    opensearchpy = pytest.importorskip("opensearchpy")
+    es = opensearchpy.OpenSearch(hosts=[search_node.url], timeout=60)
+    perc, arts = f"topics-perc-{uuid.uuid4().hex[:8]}", f"topics-arts-{uuid.uuid4().hex[:8]}"
+    for name, percolator in ((perc, True), (arts, False)):
+        body = search_index_body(percolator=percolator)
+        body["settings"].update(number_of_shards=1, number_of_replicas=0)
+        es.indices.create(index=name, body=body)
+    try:
+        queries = sorted({q for q, _, _ in CASES})
+        for i, q in enumerate(queries):
+            es.index(index=perc, id=str(i), body={"query": to_search_query(q)})
+        for a in ARTICLES:
+            es.index(index=arts, id=a["id"], body=a)
+        es.indices.refresh(index=f"{perc},{arts}")
+        mismatches = []
+        for q, a, expected in CASES:
+            r = es.search(index=perc, body={"size": 500, "query": {"percolate": {"field": "query", "document": a}}})
+            percolated = q in {queries[int(h["_id"])] for h in r["hits"]["hits"]}
+            r = es.search(index=arts, body={"query": {"bool": {"must": [to_search_query(q)],
+                                                               "filter": [{"ids": {"values": [a["id"]]}}]}}})
+            searched = r["hits"]["total"]["value"] == 1
+            if percolated is not expected or searched is not expected:
+                mismatches.append((q, a["id"], percolated, searched, expected))
+        assert mismatches == []
+    finally:
+        es.indices.delete(index=f"{perc},{arts}", ignore_unavailable=True)
