@@ -13,7 +13,11 @@ from rich.table import Table
 from crawler.config import ConfigError, data_dir, load_sources, sources_path
 
 console = Console() if sys.stdout.isatty() else Console(width=160)
-err = Console(stderr=True)
+
+
+def fail(message: str) -> None:
+    """An error for the user: plain text on stderr, never wrapped or markup-parsed."""
+    print(f"veille: {message}", file=sys.stderr)
 
 
 def _store():
@@ -67,7 +71,7 @@ def cmd_search(args) -> int:
     try:
         hits = store.search(args.query, source=args.source, since=args.since, limit=args.limit)
     except QueryError as exc:
-        err.print(f"[red]{exc}[/]")
+        fail(f"{exc}")
         return 2
     if args.json:
         for hit in hits:
@@ -97,7 +101,7 @@ def cmd_show(args) -> int:
     store = _store()
     article = store.get_article(args.id)
     if not article:
-        err.print(f"[red]no article {args.id!r}[/]")
+        fail(f"no article {args.id!r}")
         return 1
     if args.json:
         article.pop("signature", None)
@@ -122,10 +126,10 @@ def cmd_extract(args) -> int:
     try:
         result = extract_article(Path(args.file).read_bytes(), args.url)
     except OSError as exc:
-        err.print(f"[red]cannot read {args.file}: {exc.strerror}[/]")
+        fail(f"cannot read {args.file}: {exc.strerror}")
         return 2
     except ExtractionError as exc:
-        err.print(f"[red]{args.file}: {exc}[/]")
+        fail(f"{args.file}: {exc}")
         return 1
     if args.format == "json":
         print(json.dumps(result, ensure_ascii=False, indent=2))
@@ -153,7 +157,7 @@ def cmd_reprocess(args) -> int:
             fresh = build_article(page, extract_page(body, None, article["url"], junk))
         except (OSError, ExtractionError, ValueError) as exc:
             counts["failed"] += 1
-            err.print(f"[yellow]{article['id']}: {exc}[/]")
+            fail(f"{article['id']}: {exc}")
             continue
         fresh.update({k: article[k] for k in ("cluster_id", "dup_of", "similarity", "is_canonical", "signature", "topics")})
         counts[("updated" if store.index_article(fresh) == "updated" else "unchanged")] += 1
@@ -244,10 +248,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except ConfigError as exc:
-        err.print(f"[red]config error:[/] {exc}")
+        fail(f"config error: {exc}")
         return 2
     except KeyError as exc:
-        err.print(f"[red]{exc.args[0]}[/]")
+        fail(f"{exc.args[0]}")
         return 2
     except KeyboardInterrupt:
         return 130

@@ -32,6 +32,7 @@ def run_stats(stats: dict) -> dict:
     out["offsite_filtered"] = stats.get("offsite/filtered", 0)
     out["retries"] = stats.get("retry/count", 0)
     out["items_dropped"] = stats.get("item_dropped_count", 0)
+    out["finish_reason"] = stats.get("finish_reason")
     start, finish = stats.get("start_time"), stats.get("finish_time")
     if start and finish:
         out["duration_s"] = round((finish - start).total_seconds(), 2)
@@ -59,8 +60,7 @@ class RunRecorder:
 
     def spider_closed(self, spider, reason: str) -> None:
         logging.getLogger().removeHandler(self.tail)
-        stats = run_stats(self.crawler.stats.get_stats())
-        stats["finish_reason"] = reason
+        stats = {**run_stats(self.crawler.stats.get_stats()), "finish_reason": reason}
         status = "ok" if reason == "finished" else ("killed" if reason == "shutdown" else "failed")
         errors = sum(v for k, v in stats.items() if k.startswith("errors/"))
         if status == "ok" and errors and not stats.get("pages_fetched") and not stats.get("not_modified"):
