@@ -149,7 +149,8 @@ _PAYWALL = re.compile(
     r"^(?:Il vous reste \d+(?:[.,]\d+)?\s*% de cet article à lire"
     r"|La suite (?:de cet article )?est réservée aux abonnés"
     r"|(?:Cet )?[Aa]rticle réservé aux abonnés"
-    r"|Réservé aux abonnés"
+    r"|(?:Contenu |Article )?[Rr]éservé (?:aux|à nos) abonnés"
+    r"|Article abonnés?$|Abonnés$"
     r"|Vous avez lu \d+(?:[.,]\d+)?\s*% de (?:cet|l['’]) article"
     r"|Cet article est réservé aux abonnés"
     r"|Pour lire la suite(?: de cet article)?,? (?:abonnez|connectez|inscrivez)"
@@ -160,7 +161,7 @@ _PAYWALL = re.compile(
 _CONNECT = r"(?:et|&|avec|,|de|du|des|d['’]|la|le|les|l['’]|pour|à|au|aux|von|van|el|al|da|di|y)"
 _NAME = rf"(?:[{_UP}][\w'’.\-]*|[{_UP}]\.)"
 _BYLINE = re.compile(
-    rf"^(?:Par|PAR|By|Propos recueillis par|Texte(?: et photos)?\s*:?)\s+{_NAME}(?:\s*(?:{_CONNECT}\s*)*{_NAME})*"
+    rf"^(?:Par|PAR|By|Propos recueillis par|(?:Article )?[Rr]édigé par|[ÉE]crit par|Texte(?: et photos)?\s*:?)\s+{_NAME}(?:\s*(?:{_CONNECT}\s*)*{_NAME})*"
     rf"(?:\s*[,(\-–—|]\s*(?:envoyée? spéciale?|correspondante?|avec (?:AFP|Reuters|AP)|AFP|Reuters|AP|pour [\w .'’-]+|à [{_UP}][\w'’ -]+)\)?)*"
     r"(?:\s*(?:Publié|Mis à jour|Modifié|Le \d).*)?\s*$"
 )
@@ -237,12 +238,13 @@ _SOCIAL_EMBED = re.compile(
 _UI_PROMPT = re.compile(
     r"^(?:Afficher (?:plus|la suite)|Voir plus|Charger plus|Voir les commentaires|\d+ réactions?|Réagissez à cet article"
     r"|[ÉE]couter (?:cet |l['’])article|Cet article vous a plu\s*\?|Signaler (?:une erreur|un abus)|Retour en haut(?: de la page)?"
+    r"|Votre navigateur ne (?:supporte|permet) pas.{0,100}|Offre limitée.{0,60}"
     r"|Tous droits réservés|Mots[- ]clés\s*:.{0,120}|Sujets? associés?|Thèmes? associés?)\.?$",
     _I,
 )
 _AGENCY_LINE = re.compile(
-    r"^\(?(?:Avec|Source|Sources)\s*:?\s*(?:l['’])?(?:AFP|Reuters|AP|agences?|Belga|ATS)(?:\s*(?:et|,)\s*(?:l['’])?(?:AFP|Reuters|AP|agences?))*\)?\.?$"
-    r"|^(?:Photo d['’]illustration|\(Illustration\)|Illustration)\.?$",
+    # "(Avec AFP)" sign-offs are part of the article text (wire-copy marker): kept.
+    r"^(?:Photo d['’]illustration|\(Illustration\)|Illustration)\.?$",
     _I,
 )
 
@@ -363,8 +365,7 @@ _RULES: list[Rule] = [
     ("related-link", _is_related),
     ("share-subscribe", lambda s: _words(s) <= 25 and bool(_SHARE.match(s))),
     ("dateline", _is_dateline),
-    ("photo-credit", _is_credit_caption),
-    ("agency-credit", lambda s: bool(_AGENCY_LINE.match(s))),
+    ("photo-credit", lambda s: _is_credit_caption(s) or bool(_AGENCY_LINE.match(s))),
 ]
 
 

@@ -214,6 +214,23 @@ def _lang_from_tree(tree) -> str | None:
     return None
 
 
+def _strip_site_suffix(title: str, sitename: str | None, url: str | None) -> str:
+    """"Titre - Le Figaro" -> "Titre" when the last segment names the site."""
+    names = {_key(sitename)} if sitename else set()
+    if url:
+        host = re.sub(r"^(?:https?://)?(?:www\.)?", "", url).split("/")[0].split(":")[0]
+        if host:
+            names.add(_key(host))
+            names.add(_key(host.rsplit(".", 1)[0]))
+    for sep in (" | ", " - ", " – ", " — ", " : "):
+        if sep in title:
+            head, _, tail = title.rpartition(sep)
+            kt = _key(tail)
+            if head and kt and any(kt == n or kt.replace(" ", "") == n.replace(" ", "").replace(".fr", "") for n in names if n):
+                return head.strip()
+    return title
+
+
 def _split_list(value) -> list[str]:
     if not value:
         return []
@@ -289,6 +306,30 @@ def _blocks(body) -> list[dict]:
         else:
             add(el, "p")
     return blocks
+
+
+def _standalone_link_texts(tree) -> set[str]:
+    """Keys of link texts (>= 3 words) that fill their whole parent p/li/div.
+
+    A paragraph made of one such link is a teaser ("read also"), not article text.
+    """
+    out: set[str] = set()
+    if tree is None:
+        return out
+    for a in tree.xpath("//body//a[@href]"):
+        txt = normalize_line(a.text_content())
+        if len(txt.split()) < 3:
+            continue
+        parent = a.getparent()
+        if parent is None or parent.tag not in ("p", "li", "div", "span", "strong", "em", "b"):
+            continue
+        if parent.tag in ("strong", "em", "b", "span"):
+            parent = parent.getparent()
+            if parent is None or parent.tag not in ("p", "li", "div"):
+                continue
+        if normalize_line(parent.text_content()) == txt:
+            out.add(_key(txt))
+    return out
 
 
 def _is_header_line(b: dict) -> bool:
@@ -443,10 +484,10 @@ def extract_article(
     if doc is None or getattr(doc, "body", None) is None or not len(doc.body):
         raise ExtractionError(f"no article text found in document{f' ({url})' if url else ''}")
 
-    title = normalize_line(doc.title) if doc.title else None
     description = normalize_line(doc.description) if doc.description else None
     authors = (_authors_from_tree(tree) if tree is not None else []) or _split_authors(doc.author)
     sitename = normalize_line(doc.sitename) if doc.sitename else None
+    title = _strip_site_suffix(normalize_line(doc.title), sitename, url) if doc.title else None
 
     removed: list[dict] = []
     blocks = _blocks(doc.body)
@@ -468,8 +509,18 @@ def extract_article(
         removed.append({"line": blocks[0]["text"], "rule": rule})
         blocks = blocks[1:]
 
-    # 2. link-only boxes (heading + teaser links), then the title repeated.
+    # 2. link-only boxes (heading + teaser links), paragraphs that are a
+    #    single link (inline "read also" teasers), then the title repeated.
     blocks = _drop_link_boxes(blocks, removed)
+    standalone = _standalone_link_texts(tree)
+    if standalone:
+        kept_blocks = []
+        for b in blocks:
+            if b["kind"] in ("p", "item") and _key(b["text"]) in standalone:
+                removed.append({"line": b["text"], "rule": "link-only"})
+            else:
+                kept_blocks.append(b)
+        blocks = kept_blocks
     kept_blocks = []
     for b in blocks:
         if title and same_text(b["text"], title):
@@ -504,6 +555,17 @@ def extract_article(
         removed.extend(rem)
         paragraphs, rem = boilerplate.strip(outlet, paragraphs)
         removed.extend(rem)
+
+    # 6. the lead printed again in the body.
+    lead_keys = {_key(l) for l in lead}
+    deduped = []
+    for p in paragraphs:
+        k = _key(p)
+        if k in lead_keys:
+            removed.append({"line": p, "rule": "lead-repeat"})
+        else:
+            deduped.append(p)
+    paragraphs = deduped
 
     if not lead and not paragraphs:
         raise ExtractionError(f"no article text left after cleaning{f' ({url})' if url else ''}")

@@ -117,7 +117,7 @@ JUNK = [
     ("Ce contenu est bloqué car vous n'avez pas accepté les cookies et autres traceurs.", "consent-placeholder"),
     ("— Emmanuel Macron (@EmmanuelMacron) November 20, 2024", "social-embed"),
     ("Écouter cet article", "ui-prompt"),
-    ("Avec AFP", "agency-credit"),
+    ("Photo d'illustration", "photo-credit"),
     ("Nouveau : découvrez nos offres Premium !", "share-subscribe"),
 ]
 
@@ -157,6 +157,8 @@ REAL_SENTENCES = [
     "› 12 morts et 30 blessés selon le dernier bilan",
     "La CNIL a sanctionné Google pour des cookies déposés sans consentement.",
     "Le ministre a répondu à la question / AFP",
+    "(Avec AFP)",  # wire-copy sign-off: part of the article text
+    "Avec AFP",
     "Il a été interrogé mardi soir par Reuters.",
     "Le texte sera examiné en commission mardi prochain, puis en séance publique le mois suivant, a précisé le rapporteur du projet de loi au Sénat. AFP",
 ]

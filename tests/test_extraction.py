@@ -151,6 +151,7 @@ ARTICLE = """<!DOCTYPE html>
 <p>À lire aussi : Électricité, ce qui change au 1er août</p>
 <p>Le gouvernement, de son côté, a promis de maintenir le bouclier tarifaire pour les ménages modestes jusqu'à la fin de l'année, selon un arrêté publié au Journal officiel.</p>
 <p>Inscrivez-vous à la newsletter Économie</p>
+<p>Le prix du gaz a baissé de 12 % en juillet, selon la Commission de régulation de l'énergie.</p>
 </article>
 <footer><p>© Exemple Média 2024 – Tous droits réservés</p></footer>
 </body></html>
@@ -178,7 +179,8 @@ def test_extract_synthetic_article_structure():
     assert r["title"] not in text.splitlines()
     assert len(text.splitlines()) == 1 + len(r["paragraphs"])
     rules = {x["rule"] for x in r["removed"]}
-    assert {"advertising", "related-link", "share-subscribe", "byline"} <= rules
+    assert {"advertising", "related-link", "share-subscribe", "byline", "lead-repeat"} <= rules
+    assert text.count("Le prix du gaz a baissé de 12 %") == 1
 
 
 def test_result_is_plain_picklable_data():
@@ -215,6 +217,7 @@ BFM_LIKE = """<html lang="fr"><head><meta charset="utf-8"><title>Guerre en Ukrai
 <h3>Une décision contestée</h3>
 <p>La Campagne internationale pour interdire les mines a dénoncé une décision « désastreuse » dans un communiqué transmis à l'AFP.</p>
 <ul><li>› 164 États ont signé la convention d'Ottawa</li><li>› Les États-Unis n'en font pas partie</li></ul>
+<p class="read-also"><a href="/vigilance">Vigilance orange : comment se protéger en cas de vents violents</a></p>
 <p>Moscou a accusé Washington de vouloir prolonger la guerre en renforçant ses livraisons d'armes à Kiev, selon le Kremlin.</p>
 <p><a href="https://twitter.com/Hugo_Septier">Hugo Septier</a> Journaliste BFMTV</p>
 </div></body></html>"""
@@ -234,6 +237,8 @@ def test_header_labels_link_box_and_byline_on_bfm_like_page():
     assert "communiqué transmis à l'AFP." in text
     assert r["paragraphs"][-1].startswith("Moscou a accusé Washington")
     assert "› 164 États ont signé la convention d'Ottawa" in r["paragraphs"]  # bullets are not teaser links
+    assert rules.get("Vigilance orange : comment se protéger en cas de vents violents") == "link-only"
+    assert r["paragraphs"][0].startswith("Les autorités américaines")
 
 
 # ---------------------------------------------------------------- decode_html
