@@ -182,6 +182,28 @@ def cmd_stats(args) -> int:
     return 0
 
 
+def cmd_dedup(args) -> int:
+    from crawler.dedup import cluster_jsonl
+
+    with (sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")) as lines:
+        for row in cluster_jsonl(lines):
+            print(json.dumps(row, ensure_ascii=False))
+    return 0
+
+
+def cmd_clusters(args) -> int:
+    store = _store()
+    stories = store.clusters(since=args.since, min_size=args.min_size, limit=args.limit)
+    table = Table(title=f"{len(stories)} stories with at least {args.min_size} articles")
+    for column in ("story", "size", "canonical title", "outlets", "first seen"):
+        table.add_column(column, justify="right" if column == "size" else "left")
+    for story in stories:
+        table.add_row(story["cluster_id"], str(story["size"]), _short(story["title"], 70),
+                      _short(", ".join(story["outlets"]), 60), (story["first"] or "")[:16])
+    console.print(table)
+    return 0
+
+
 def cmd_demo(args) -> int:
     from crawler.demo import run_demo
 
@@ -234,6 +256,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sources-file", type=Path)
 
     verb("stats", cmd_stats, "Articles per source and the last run of each.")
+
+    p = verb("dedup", cmd_dedup, "Cluster JSON lines {id, text, title?, outlet?, published?} into stories "
+             "(same code as the crawl pipeline, throwaway index); prints {id, cluster} per input line.")
+    p.add_argument("file", help="JSON lines file, or - for standard input")
+
+    p = verb("clusters", cmd_clusters, "Stories carried by several outlets, biggest first.")
+    p.add_argument("--since", help="only articles published since this ISO date")
+    p.add_argument("--min-size", type=int, default=2, help="at least N articles (default 2)")
+    p.add_argument("--limit", type=int, default=50)
 
     p = verb("demo", cmd_demo, "Serve the bundled mirror of French outlets on 127.0.0.1, crawl it, show what came out.")
     p.add_argument("--keep", action="store_true", help="keep the demo data directory")

@@ -50,6 +50,7 @@ ITEM_PIPELINES = {
     "pipelines.archive.ArchivePipeline": 100,
     "pipelines.extract.ExtractPipeline": 200,
     "pipelines.boilerplate.BoilerplatePipeline": 300,
+    "pipelines.dedup.DedupPipeline": 500,
     "pipelines.store.StorePipeline": 600,
 }
 EXTENSIONS = {
@@ -69,3 +70,5 @@ VEILLE_SOURCES = None
 VEILLE_LIMIT = 0
 # Site-level boilerplate: a line is learned as boilerplate after this many articles of an outlet.
 VEILLE_BOILERPLATE_MIN_DOCS = 5
+# Near-duplicate stories: the index is rebuilt from this many days of stored articles.
+VEILLE_DEDUP_WINDOW_DAYS = 14

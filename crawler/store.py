@@ -280,6 +280,39 @@ class SQLiteStore:
         with self._lock:
             return self.db.execute("SELECT COUNT(*) FROM articles").fetchone()[0]
 
+    # --- story clusters ---------------------------------------------------------------
+
+    def dedup_records(self, *, since: str | None = None, after_rowid: int = 0) -> list[tuple[int, dict, bytes, str | None]]:
+        """(rowid, article fields, signature bytes, cluster_id) of signed articles, oldest first."""
+        clauses, params = ["signature IS NOT NULL", "rowid > ?"], [after_rowid]
+        if since:
+            clauses.append("COALESCE(published, fetched) >= ?")
+            params.append(since)
+        sql = (f"SELECT rowid, id, outlet, published, title, lead, body, signature, cluster_id FROM articles "
+               f"WHERE {' AND '.join(clauses)} ORDER BY rowid")
+        with self._lock:
+            rows = self.db.execute(sql, params).fetchall()
+        return [(r["rowid"], dict(r), r["signature"], r["cluster_id"]) for r in rows]
+
+    def relabel_cluster(self, absorbed: str, surviving: str) -> None:
+        """Two stories turned out to be one: move every member of `absorbed` to `surviving`."""
+        with self._lock:
+            self.db.execute("UPDATE articles SET cluster_id = ? WHERE cluster_id = ?", (surviving, absorbed))
+
+    def clusters(self, *, since: str | None = None, min_size: int = 2, limit: int = 50) -> list[dict]:
+        """Stories, biggest first: cluster id, size, canonical title, member outlets, first/last seen."""
+        where, params = self._filters(since=since)
+        where = (where + " AND" if where else "WHERE") + " cluster_id IS NOT NULL"
+        sql = (f"SELECT cluster_id, COUNT(*) AS size, MIN(COALESCE(published, fetched)) AS first, "
+               f"MAX(COALESCE(published, fetched)) AS last, GROUP_CONCAT(DISTINCT outlet) AS outlets, "
+               f"MAX(CASE WHEN is_canonical THEN title END) AS title, "
+               f"MAX(CASE WHEN is_canonical THEN id END) AS canonical_id "
+               f"FROM articles {where} GROUP BY cluster_id HAVING COUNT(*) >= ? "
+               f"ORDER BY size DESC, last DESC LIMIT ?")
+        with self._lock:
+            rows = self.db.execute(sql, [*params, min_size, limit]).fetchall()
+        return [{**dict(r), "outlets": sorted((r["outlets"] or "").split(","))} for r in rows]
+
     # --- crawl state --------------------------------------------------------------
 
     def is_known(self, url: str) -> bool:
@@ -350,6 +383,85 @@ class SQLiteStore:
                 "INSERT INTO state (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 (key, json.dumps(value, ensure_ascii=False)),
             )
+
+    # --- scheduled crawls: run lookups, recrawl window, health inputs -------------------------
+
+    def get_run(self, run_id: int) -> dict | None:
+        with self._lock:
+            row = self.db.execute("SELECT * FROM crawl_runs WHERE id = ?", (run_id,)).fetchone()
+        return {**dict(row), "stats": json.loads(row["stats"])} if row else None
+
+    def merge_run_stats(self, run_id: int, stats: dict) -> None:
+        """Add keys to a run's stats (e.g. the pid of its process) without finishing it."""
+        with self.transaction() as db:
+            row = db.execute("SELECT stats FROM crawl_runs WHERE id = ?", (run_id,)).fetchone()
+            if row:
+                merged = {**json.loads(row["stats"]), **stats}
+                db.execute("UPDATE crawl_runs SET stats = ? WHERE id = ?",
+                           (json.dumps(merged, default=str, ensure_ascii=False), run_id))
+
+    def running_runs(self) -> list[dict]:
+        with self._lock:
+            rows = self.db.execute("SELECT * FROM crawl_runs WHERE status = 'running' ORDER BY id").fetchall()
+        return [{**dict(r), "stats": json.loads(r["stats"])} for r in rows]
+
+    def run_sources(self) -> list[str]:
+        with self._lock:
+            return [r[0] for r in self.db.execute("SELECT DISTINCT source FROM crawl_runs ORDER BY source")]
+
+    def consecutive_failures(self, source: str) -> int:
+        """Finished runs of a source that did not succeed, counted back from the latest."""
+        count = 0
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT status FROM crawl_runs WHERE source = ? AND status != 'running' ORDER BY id DESC LIMIT 1000",
+                (source,),
+            )
+            for row in rows:
+                if row["status"] == "ok":
+                    break
+                count += 1
+        return count
+
+    def last_success(self, source: str) -> dict | None:
+        with self._lock:
+            row = self.db.execute(
+                "SELECT * FROM crawl_runs WHERE source = ? AND status = 'ok' ORDER BY id DESC LIMIT 1", (source,)
+            ).fetchone()
+        return {**dict(row), "stats": json.loads(row["stats"])} if row else None
+
+    def known_articles(self, source: str, *, since: str | None = None) -> list[dict]:
+        """Stored articles of a source with the time their URL was first seen and last fetched."""
+        sql = ("SELECT s.url, s.first_seen, s.last_fetched, s.etag, a.id, a.published, a.word_count "
+               "FROM seen_urls s JOIN articles a ON a.id = s.article_id AND a.url = s.url "
+               "WHERE s.source = ?")
+        params: list[Any] = [source]
+        if since:
+            sql += " AND s.first_seen >= ?"
+            params.append(since)
+        with self._lock:
+            return [dict(r) for r in self.db.execute(sql + " ORDER BY s.first_seen", params).fetchall()]
+
+    def recrawl_due(self, source: str, windows: list[float], *, now: datetime | None = None,
+                    limit: int = 100) -> list[str]:
+        """Article URLs to fetch again: a window (seconds after first seen) has passed since the last fetch.
+
+        An article is due at first_seen + w for each w in windows, once; past 1.5 x the last window
+        it is left alone (no burst of stale recrawls after a long pause)."""
+        if not windows:
+            return []
+        now = now or datetime.now(timezone.utc)
+        windows = sorted(windows)
+        horizon = now.timestamp() - 1.5 * windows[-1]
+        since = datetime.fromtimestamp(horizon, timezone.utc).isoformat(timespec="seconds")
+        due: list[tuple[float, str]] = []
+        for row in self.known_articles(source, since=since):
+            first = datetime.fromisoformat(row["first_seen"]).timestamp()
+            last = datetime.fromisoformat(row["last_fetched"] or row["first_seen"]).timestamp()
+            passed = [w for w in windows if first + w <= now.timestamp()]
+            if passed and last < first + passed[-1]:
+                due.append((first + passed[-1], row["url"]))
+        return [url for _, url in sorted(due)[:limit]]
 
 
 _OPEN_STORES: dict[Path, SQLiteStore] = {}

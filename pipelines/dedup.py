@@ -1,0 +1,85 @@
+"""DedupPipeline: put each article into its wire-copy story (MinHash LSH, see crawler.dedup).
+
+The index is rebuilt from the store at start for a time window (VEILLE_DEDUP_WINDOW_DAYS,
+14 by default) so stories continue across crawls and restarts; before each article the
+pipeline catches up with what other crawl processes stored meanwhile. Canonical changes and
+cluster merges are written back to the stored members at once.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from crawler.dedup import DocMeta, Signature, StoryIndex, agency_credited, signature
+from crawler.store import SQLiteStore, store_from_settings
+
+
+def article_text(article: dict) -> str:
+    """The text a story is recognised by: lead and body (titles are rewritten too often)."""
+    return "\n".join(part for part in (article.get("lead"), article.get("body")) if part)
+
+
+def doc_meta(article: dict, text: str) -> DocMeta:
+    return DocMeta(id=article["id"], outlet=article.get("outlet"), published=article.get("published"),
+                   title=article.get("title"), agency_credited=agency_credited(text), length=len(text))
+
+
+class StoryTracker:
+    """A StoryIndex kept in step with one store (shared by every crawler of a process)."""
+
+    def __init__(self, store: SQLiteStore, window_days: int):
+        self.store = store
+        self.since = (datetime.now(timezone.utc) - timedelta(days=window_days)).isoformat(timespec="seconds")
+        records = store.dedup_records(since=self.since)
+        self.last_rowid = records[-1][0] if records else 0
+        self.index = StoryIndex.rebuild(
+            (doc_meta(fields, article_text(fields)), blob, cid) for _, fields, blob, cid in records)
+
+    def catch_up(self) -> None:
+        """Load articles that other processes signed since we last looked."""
+        for rowid, fields, blob, cid in self.store.dedup_records(since=self.since, after_rowid=self.last_rowid):
+            self.last_rowid = rowid
+            if fields["id"] not in self.index:
+                self.index.load(doc_meta(fields, article_text(fields)), Signature.from_bytes(blob), cid)
+
+    def assign(self, article: dict) -> dict:
+        """Cluster fields for an article; stored members touched by the assignment are updated."""
+        self.catch_up()
+        text = article_text(article)
+        sig = signature(text)
+        assignment = self.index.add(doc_meta(article, text), sig)
+        for absorbed, surviving in self.index.merges():
+            self.store.relabel_cluster(absorbed, surviving)
+        for old, new in self.index.canonical_changes():
+            if old != article["id"]:
+                self.store.update_article_fields(old, is_canonical=False)
+            if new != article["id"]:
+                self.store.update_article_fields(new, is_canonical=True)
+        return {"cluster_id": assignment.cluster_id, "dup_of": assignment.dup_of,
+                "similarity": assignment.similarity, "is_canonical": assignment.is_canonical,
+                "signature": sig.to_bytes()}
+
+
+_TRACKERS: dict[str, StoryTracker] = {}
+
+
+class DedupPipeline:
+    def __init__(self, crawler):
+        self.crawler = crawler
+        self.store = store_from_settings(crawler.settings)
+        self.window_days = crawler.settings.getint("VEILLE_DEDUP_WINDOW_DAYS", 14)
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        return cls(crawler)
+
+    def open_spider(self) -> None:
+        key = str(self.store.path)
+        if key not in _TRACKERS:
+            _TRACKERS[key] = StoryTracker(self.store, self.window_days)
+        self.tracker = _TRACKERS[key]
+
+    def process_item(self, item: dict) -> dict:
+        item.update(self.tracker.assign(item))
+        if item["dup_of"]:
+            self.crawler.stats.inc_value("veille/articles/wire_copies")
+        return item
