@@ -784,7 +784,7 @@ OUTLETS: dict[str, Outlet] = {
         id="lemonde", name="Le Monde", sections=_strip3(LM_SECTIONS), main_section="international",
         fil=("Actualités en continu", "/actualite-en-continu/"), feed_path="/rss/une.xml", feed_format="rss",
         sitemap_path="/sitemap_news.xml", sitemap_index_path="/sitemap_index.xml",
-        allow=[r"/article/\d{4}/\d{2}/\d{2}/"], deny=[r"/live/"], junk_patterns=[r"^Lire aussi \| "],
+        allow=[r"/\d{4}/\d{2}/\d{2}/[a-z0-9-]+_\d+_\d+\.html$"], deny=[r"/live/"], junk_patterns=[r"^Lire aussi \| "],
         article_path=_unique(_lm_path), article_page=_lm_article, section_page=_section_page,
         bait=[("En direct : guerre en Ukraine", "/international/live/2024/11/20/en-direct-guerre-en-ukraine_6390001_3210.html")]),
     "20minutes": Outlet(
@@ -806,8 +806,8 @@ OUTLETS: dict[str, Outlet] = {
         id="cnnfr", name="Actualités CNN en français", sections=CN_SECTIONS, main_section="international",
         fil=("Dernières nouvelles", "/derniere-heure/"), feed_path="/feed/", feed_format="rss",
         sitemap_path="/news-sitemap.xml", sitemap_index_path=None,
-        allow=[r"/\d{4}/\d{2}/\d{2}/[^/]+/$"], deny=[r"/tag/", r"/category/", r"/author/"],
+        allow=[r"/\d{4}/\d{2}/\d{2}/[^/]+/$"], deny=[r"/tag/", r"/category/", r"/author/", r"/web-stories/"],
         junk_patterns=[r"^For Latest Updates Follow us on Google News$", r"^(PREV|NEXT) ", r"^CNN$"],
         article_path=_unique(_cn_path), article_page=_cn_article, section_page=_section_page,
-        bait=[("Actualités", "/tag/actualites/")], extra_disallow=["/wp-admin/"]),
+        bait=[("Actualités", "/tag/actualites/"), ("Web story : l'Ukraine en images", "/web-stories/2024/11/19/ukraine-en-images/")], extra_disallow=["/wp-admin/"]),
 }
