@@ -204,6 +204,24 @@ def cmd_clusters(args) -> int:
     return 0
 
 
+def cmd_schedule(args) -> int:
+    from crawler.scheduler import cli_schedule
+
+    return cli_schedule(args)
+
+
+def cmd_status(args) -> int:
+    from crawler.scheduler import cli_status
+
+    return cli_status(args, console)
+
+
+def cmd_runs(args) -> int:
+    from crawler.scheduler import cli_runs
+
+    return cli_runs(args, console)
+
+
 def cmd_demo(args) -> int:
     from crawler.demo import run_demo
 
@@ -265,6 +283,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", help="only articles published since this ISO date")
     p.add_argument("--min-size", type=int, default=2, help="at least N articles (default 2)")
     p.add_argument("--limit", type=int, default=50)
+
+    p = verb("schedule", cmd_schedule, "Run the crawl scheduler in the foreground: one job per enabled source "
+             "(interval or cron, jitter), each run its own `veille crawl` process. SIGHUP or a changed file "
+             "reloads the sources; SIGTERM/SIGINT stops after running crawls finish (or --grace).")
+    p.add_argument("--sources-file", type=Path, help="sources YAML (default: $VEILLE_SOURCES or config/sources.yaml)")
+    p.add_argument("--jobstore", help="SQLAlchemy URL of the job store (default: sqlite:///DATA/scheduler.sqlite3)")
+    p.add_argument("--max-concurrent", type=int, default=4, help="crawls running at once (default 4)")
+    p.add_argument("--misfire-grace", type=float, default=600, help="a run late by more than S seconds is skipped")
+    p.add_argument("--grace", type=float, default=30, help="on SIGTERM: seconds running crawls may finish (default 30)")
+    p.add_argument("--kill-grace", type=float, default=10, help="SIGTERM -> SIGKILL delay for a crawl being stopped")
+    p.add_argument("--watch", type=float, default=5, help="check the sources file for changes every S s (0: SIGHUP only)")
+    p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
+    p.add_argument("--metrics-addr", default="0.0.0.0", help="address of the metrics endpoint (default 0.0.0.0)")
+    p.add_argument("--max-failures", type=int, default=3, help="failed runs in a row that flag a source")
+    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.add_argument("--crawl-log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.add_argument("-s", "--set", action="append", metavar="NAME=VALUE", help="Scrapy setting for every crawl")
+
+    p = verb("status", cmd_status, "Per source: last run, result, new articles, next run, failures in a row, "
+             "health flags. Exits 1 when a source failed --max-failures times in a row (a health check).")
+    p.add_argument("--sources-file", type=Path)
+    p.add_argument("--jobstore", help="SQLAlchemy URL of the job store")
+    p.add_argument("--max-failures", type=int, default=3)
+    p.add_argument("--json", action="store_true")
+
+    p = verb("runs", cmd_runs, "Crawl run history, latest first.")
+    p.add_argument("--source", help="only this source id")
+    p.add_argument("--last", type=int, default=20, help="the last N runs (default 20)")
+    p.add_argument("--log", action="store_true", help="also print the log tail of each run")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
 
     p = verb("demo", cmd_demo, "Serve the bundled mirror of French outlets on 127.0.0.1, crawl it, show what came out.")
     p.add_argument("--keep", action="store_true", help="keep the demo data directory")

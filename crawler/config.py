@@ -159,6 +159,37 @@ class Source(BaseModel):
     cron: str | None = None
     timeout: Duration = timedelta(minutes=20)
     junk_patterns: list[str] = []
+    # Scheduling (`veille schedule`): adaptive polling moves the interval within
+    # [min_interval, max_interval] (default interval/4 .. interval*4); jitter is a random
+    # delay added to each run (default 10% of the interval, at most 2m).
+    adaptive: bool = True
+    min_interval: Duration | None = None
+    max_interval: Duration | None = None
+    jitter: Duration | None = None
+    # Known articles are fetched again (conditional GET) this long after first seen; [] = never.
+    recrawl: list[Duration] = [timedelta(hours=1), timedelta(hours=6), timedelta(hours=24)]
+
+    @field_validator("cron")
+    @classmethod
+    def _check_cron(cls, value: str | None) -> str | None:
+        if value is not None:
+            from apscheduler.triggers.cron import CronTrigger
+
+            try:
+                CronTrigger.from_crontab(value)
+            except ValueError as exc:
+                raise ValueError(f"bad cron expression {value!r}: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _check_bounds(self) -> "Source":
+        if self.min_interval is not None and self.min_interval > self.interval:
+            raise ValueError("min_interval is longer than interval")
+        if self.max_interval is not None and self.max_interval < self.interval:
+            raise ValueError("max_interval is shorter than interval")
+        if self.interval.total_seconds() <= 0:
+            raise ValueError("interval must be positive")
+        return self
 
     _urls = field_validator("feeds", "sitemaps", "sections")(_check_urls)
     _regexes = field_validator("allow", "deny", "junk_patterns")(_check_regexes)

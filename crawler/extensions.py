@@ -55,7 +55,8 @@ class RunRecorder:
 
     def spider_opened(self, spider) -> None:
         logging.getLogger().addHandler(self.tail)
-        self.run_id = self.store.start_run(spider.source_id)
+        # `veille schedule` creates the run before starting the process and passes its id.
+        self.run_id = self.crawler.settings.getint("VEILLE_RUN_ID") or self.store.start_run(spider.source_id)
         spider.run_id = self.run_id
 
     def spider_closed(self, spider, reason: str) -> None:

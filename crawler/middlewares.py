@@ -115,7 +115,8 @@ class IncrementalMiddleware(BaseSpiderMiddleware):
         self.store = store_from_settings(crawler.settings)
 
     def get_processed_request(self, request: Request, response: Response | None) -> Request | None:
-        if request.meta.get("kind") == "article" and self.store.is_known(request.url):
+        if (request.meta.get("kind") == "article" and not request.meta.get("recrawl")
+                and self.store.is_known(request.url)):
             self.crawler.stats.inc_value("veille/skipped/known")
             return None
         return request

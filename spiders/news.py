@@ -73,6 +73,17 @@ class NewsSpider(scrapy.Spider):
             for url in urls:
                 yield scrapy.Request(url, callback=callback, errback=self.on_error, dont_filter=True,
                                      meta={"kind": kind, "conditional": True})
+        for url in self.recrawl_urls():
+            self.count("recrawl/requested")
+            yield scrapy.Request(url, callback=self.parse_article, errback=self.on_error, dont_filter=True,
+                                 meta={"kind": "article", "conditional": True, "recrawl": True})
+
+    def recrawl_urls(self) -> list[str]:
+        """Known articles in their hot window (Source.recrawl: 1h, 6h, 24h after first seen by default)."""
+        if not self.settings.getbool("VEILLE_RECRAWL", True):
+            return []
+        windows = [w.total_seconds() for w in self.source.recrawl]
+        return self.store.recrawl_due(self.source.id, windows, limit=self.settings.getint("VEILLE_RECRAWL_MAX", 200))
 
     def parse_feed(self, response: Response) -> Iterator[scrapy.Request]:
         if response.status == 304:
@@ -129,7 +140,7 @@ class NewsSpider(scrapy.Spider):
             return
         self.scheduled += 1
         yield scrapy.Request(url, callback=self.parse_article, errback=self.on_error,
-                             meta={"kind": "article"})
+                             meta={"kind": "article", "conditional": True})
 
     def is_article_url(self, url: str) -> bool:
         if any(p.search(url) for p in self.deny):
@@ -139,6 +150,9 @@ class NewsSpider(scrapy.Spider):
     # --- articles -------------------------------------------------------------------------
 
     def parse_article(self, response: Response) -> Iterator[dict]:
+        if response.status == 304:  # a recrawl of a known article that has not changed
+            self.count("recrawl/not_modified")
+            return
         self.count("pages_fetched")
         if not self.is_html(response):
             self.count("skipped/not_html")
