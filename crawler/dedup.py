@@ -36,6 +36,7 @@ import html
 import json
 import re
 import struct
+import sys
 import unicodedata
 import zlib
 from dataclasses import dataclass, field
@@ -442,10 +443,34 @@ def _containment(j: float, na: int, nb: int) -> float:
 _KEY_MASK = (1 << 60) - 1
 
 
+_BK = 0x9E3779B97F4A7C15
+
+
 def _band_key(b: bytes) -> int:
-    """MinHashLSH ``hashfunc``: a band's bytes -> a 60-bit int bucket key (compact, few collisions;
-    a collision only adds a candidate, which verification rejects)."""
-    return (int.from_bytes(b[:8], "little") ^ (zlib.crc32(b) << 28)) & _KEY_MASK
+    """MinHashLSH ``hashfunc``: a band's bytes -> a 60-bit int bucket key (compact; a collision
+    only adds a candidate, which verification rejects). The bytes are read as little-endian
+    64-bit words w (zero padded): h = ((h ^ w) * 0x9E3779B97F4A7C15) mod 2^64; h ^= h >> 29.
+    ``_band_keys_bulk`` computes the same thing vectorised (index rebuild)."""
+    h = 0
+    for i in range(0, len(b), 8):
+        h = ((h ^ int.from_bytes(b[i:i + 8], "little")) * _BK) & _M64
+    return (h ^ (h >> 29)) & _KEY_MASK
+
+
+def _band_keys_bulk(values: np.ndarray, b: int, r: int) -> np.ndarray:
+    """Band keys (N x b, uint64) of N uint32 sketches, equal to ``_band_key`` of the bytes
+    datasketch hashes (``bytes(hs.byteswap().data)`` of each band)."""
+    v = np.ascontiguousarray(values[:, :b * r]).byteswap().astype(np.uint64)   # bswap32 of each value
+    out = np.empty((len(values), b), dtype=np.uint64)
+    k = np.uint64(_BK)
+    with np.errstate(over="ignore"):
+        for t in range(b):
+            h = np.zeros(len(values), dtype=np.uint64)
+            for i in range(t * r, (t + 1) * r, 2):
+                w = v[:, i] if i + 1 >= (t + 1) * r else v[:, i] | (v[:, i + 1] << np.uint64(32))
+                h = (h ^ w) * k
+            out[:, t] = (h ^ (h >> np.uint64(29))) & np.uint64(_KEY_MASK)
+    return out
 
 
 class _CompactBuckets(UnorderedStorage):
@@ -785,6 +810,45 @@ class StoryIndex:
     def __contains__(self, doc_id: str) -> bool:
         return doc_id in self._docs
 
+    def _bulk_insert(self, items: list[tuple[DocMeta, Signature, str]]) -> None:
+        """Insert many already-assigned docs at once (rebuild): band keys computed with numpy and
+        written straight into the LSH storages; same result as ``_insert`` one by one."""
+        longs = []
+        for meta, sig, cid in items:
+            self._order += 1
+            key = self._order
+            self._docs[meta.id] = _Doc(meta, sig, cid, key, key)
+            self._by_key[key] = meta.id
+            self._clusters.setdefault(cid, []).append(meta.id)
+            self._fp.setdefault(sig.fingerprint, set()).add(key)
+            if not sig.is_short:
+                longs.append((key, sig))
+        if not longs:
+            return
+        keys = [k for k, _ in longs]
+        for lsh, attr in ((self._lsh, "full"), (self._lede, "lede")):
+            mat = np.stack([getattr(s, attr)[:lsh.h] for _, s in longs])
+            if sys.byteorder != "little" or not isinstance(lsh.keys, _CompactKeys):
+                seed = longs[0][1].seed + (attr == "lede")
+                for k, row in zip(keys, mat):
+                    lsh.insert(k, LeanMinHash(seed=seed, hashvalues=row, scheme=SCHEME), check_duplication=False)
+                continue
+            bk = _band_keys_bulk(mat, lsh.b, lsh.r)
+            lsh._minhash_scheme = SCHEME
+            for t, table in enumerate(lsh.hashtables):
+                d = table._d
+                for hk, k in zip(bk[:, t].tolist(), keys):
+                    cur = d.get(hk)
+                    if cur is None:
+                        d[hk] = k
+                    elif isinstance(cur, list):
+                        cur.append(k)
+                    else:
+                        d[hk] = [cur, k]
+            kd = lsh.keys._d
+            for k, row in zip(keys, bk):
+                kd[k] = row
+
     @classmethod
     def rebuild(cls, records: Iterable[tuple[DocMeta, bytes, Optional[str]]], **kw) -> "StoryIndex":
         """Rebuild from stored ``(meta, signature bytes, cluster_id)`` records (e.g. the last N
@@ -792,22 +856,21 @@ class StoryIndex:
         canonical/merge events); records without a cluster id are then added normally."""
         idx = cls(**kw)
         pending = []
+        latest: dict[str, tuple[DocMeta, Signature, str]] = {}
         maxn = 0
         pat = re.compile(re.escape(idx.cluster_prefix) + r"(\d+)$")
         for meta, blob, cid in records:
             sig = blob if isinstance(blob, Signature) else Signature.from_bytes(blob)
             if cid:
-                if meta.id in idx._docs:
-                    idx._remove(meta.id)
-                idx._insert(meta, sig, cid)
+                latest.pop(meta.id, None)
+                latest[meta.id] = (meta, sig, cid)
                 m = pat.match(cid)
                 if m:
                     maxn = max(maxn, int(m.group(1)))
             else:
                 pending.append((meta, sig))
+        idx._bulk_insert(list(latest.values()))
         idx._next_cluster = max(idx._next_cluster, maxn)
-        for cid in [c for c, m in idx._clusters.items() if not m]:
-            del idx._clusters[cid]
         for cid in idx._clusters:
             idx._update_canonical(cid, record=False)
         for meta, sig in pending:
