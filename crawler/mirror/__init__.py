@@ -91,7 +91,8 @@ class Mirror:
 
     def __init__(self, articles: list[dict] | None = None):
         recs = load_articles() if articles is None else articles
-        self.articles: list[dict] = [dict(r) for r in recs]
+        # fresh copies; a URL from another (stopped) mirror's ports is dropped
+        self.articles: list[dict] = [{k: v for k, v in r.items() if k not in ("url", "path")} for r in recs]
         for r in self.articles:
             r.setdefault("subheadings", [])
             r.setdefault("page_junk", [])
