@@ -52,6 +52,8 @@ ITEM_PIPELINES = {
     "pipelines.boilerplate.BoilerplatePipeline": 300,
     "pipelines.dedup.DedupPipeline": 500,
     "pipelines.store.StorePipeline": 600,
+    # Search cluster (Elasticsearch/OpenSearch): off unless ELASTICSEARCH_URL / OPENSEARCH_URL is set.
+    "pipelines.searchindex.SearchIndexPipeline": 700,
 }
 EXTENSIONS = {
     "crawler.extensions.RunRecorder": 500,
@@ -72,3 +74,13 @@ VEILLE_LIMIT = 0
 VEILLE_BOILERPLATE_MIN_DOCS = 5
 # Near-duplicate stories: the index is rebuilt from this many days of stored articles.
 VEILLE_DEDUP_WINDOW_DAYS = 14
+
+# --- Search cluster (pipelines.searchindex; connection settings come from the environment:
+# ELASTICSEARCH_URL or OPENSEARCH_URL, credentials, VEILLE_STORE, VEILLE_INDEX_PREFIX) ----------------
+# Bulk batches: sent when this many articles wait, or the oldest has waited this long (seconds).
+VEILLE_INDEX_BATCH_SIZE = int(os.environ.get("VEILLE_INDEX_BATCH_SIZE") or 200)
+VEILLE_INDEX_FLUSH_SECONDS = float(os.environ.get("VEILLE_INDEX_FLUSH_SECONDS") or 5)
+# After a failed batch, later batches go straight to the spool for this many seconds.
+VEILLE_INDEX_RETRY_AFTER = float(os.environ.get("VEILLE_INDEX_RETRY_AFTER") or 30)
+# Spool directory (default: <VEILLE_DATA>/spool); drained by `veille replay`.
+VEILLE_SPOOL_DIR = os.environ.get("VEILLE_SPOOL_DIR") or None
