@@ -1011,3 +1011,153 @@ def kibana_import(url: str, *, username: str | None = None, password: str | None
     return result
 
 
+
+
+# --------------------------------------------------------------------------- CLI verbs (wired in crawler.cli)
+
+def _cli_backend(err) -> SearchBackend | None:
+    try:
+        backend = backend_from_env()
+    except ValueError as exc:
+        err.print(f"[red]{exc}[/]")
+        return None
+    if backend is None:
+        err.print("[red]no search cluster configured: set ELASTICSEARCH_URL (or OPENSEARCH_URL)[/]")
+    return backend
+
+
+def cmd_es_setup(args, console, err) -> int:
+    backend = _cli_backend(err)
+    if backend is None:
+        return 2
+    topics = None
+    if not args.no_topics:
+        from crawler.config import ConfigError
+        from crawler.topics import load_topics
+
+        try:
+            topics = load_topics(args.topics).topics
+        except (ConfigError, OSError) as exc:
+            if args.topics:
+                raise
+            err.print(f"[yellow]topics not registered: {exc}[/]")
+    try:
+        info = backend.info()
+        version = info.get("version", {})
+        console.print(f"{backend.name} client -> {version.get('distribution', 'elasticsearch')} "
+                      f"{version.get('number')} at {backend.config.url}")
+        for line in backend.setup(topics=topics):
+            console.print(f"  {line}")
+    except (ClusterUnavailable, SetupError) as exc:
+        err.print(f"[red]es-setup failed: {exc}[/]")
+        return 1
+    return 0
+
+
+def cmd_kibana_setup(args, console, err) -> int:
+    url = args.url or os.environ.get("KIBANA_URL")
+    if not url:
+        err.print("[red]set KIBANA_URL (or --url)[/]")
+        return 2
+    user = os.environ.get("KIBANA_USERNAME") or os.environ.get("ELASTICSEARCH_USERNAME")
+    password = os.environ.get("KIBANA_PASSWORD") or os.environ.get("ELASTICSEARCH_PASSWORD")
+    api_key = os.environ.get("KIBANA_API_KEY") or os.environ.get("ELASTICSEARCH_API_KEY")
+    deadline = time.monotonic() + args.wait
+    while True:
+        try:
+            result = kibana_import(url, username=user, password=password, api_key=api_key,
+                                   prefix=os.environ.get("VEILLE_INDEX_PREFIX") or "veille",
+                                   ca_certs=os.environ.get("KIBANA_CA_CERTS") or os.environ.get("ELASTICSEARCH_CA_CERTS"))
+            break
+        except ClusterUnavailable as exc:
+            if time.monotonic() >= deadline:
+                err.print(f"[red]{exc}[/]")
+                return 1
+            time.sleep(5)
+        except SetupError as exc:
+            if "503" in str(exc) and time.monotonic() < deadline:  # Kibana starting up
+                time.sleep(5)
+                continue
+            err.print(f"[red]{exc}[/]")
+            return 1
+    console.print(f"Kibana {url}: {result.get('successCount')} saved object(s) imported (overwrite=true)")
+    console.print(f"  dashboard: {url.rstrip('/')}/app/dashboards#/view/veille-overview")
+    return 0
+
+
+def cmd_replay(args, console, err) -> int:
+    from crawler.spool import SpoolBusy
+
+    backend = _cli_backend(err)
+    if backend is None:
+        return 2
+    spool = Spool(spool_dir())
+    if args.requeue_dead_letters:
+        console.print(f"{spool.requeue_dead_letters()} dead-letter record(s) moved back to the spool")
+    if args.from_store:
+        from crawler.store import SQLiteStore
+        from crawler.config import data_dir
+
+        store = SQLiteStore.in_data_dir(data_dir())
+        records = [Spool.record("article", article_doc(a)) for a in store.articles(source=args.source)]
+        for i in range(0, len(records), 1000):
+            spool.append(records[i:i + 1000], reason="veille replay --from-store")
+        console.print(f"{len(records)} stored article(s) queued from {store.path}")
+    pending = spool.pending()
+    if not pending:
+        console.print(f"spool {spool.dir} is empty; {spool.dead_count()} record(s) in the dead-letter file")
+        return 0
+    console.print(f"replaying {pending} record(s) from {spool.dir} into {backend.config.url}")
+    try:
+        report = replay(backend, spool, batch_size=args.batch_size)
+    except SpoolBusy as exc:
+        err.print(f"[red]{exc}[/]")
+        return 1
+    except (ClusterUnavailable, SetupError) as exc:
+        err.print(f"[red]cluster not ready: {exc}; the spool is kept ({spool.pending()} record(s))[/]")
+        return 1
+    try:
+        backend.refresh()
+    except Exception:  # noqa: BLE001
+        pass
+    console.print(f"sent {report.sent}, dead-lettered {report.dead} (+{report.corrupt} corrupt line(s)), "
+                  f"{report.remaining} left")
+    if report.dead or report.corrupt:
+        console.print(f"  see {spool.dead_path}")
+    if not report.complete:
+        err.print(f"[red]replay stopped: {report.error}; run it again when the cluster is healthy[/]")
+        return 1
+    return 0
+
+
+def add_cli_verbs(verb) -> None:
+    """Register es-setup, kibana-setup and replay on the `veille` parser (``verb(name, func, help)``)."""
+    from rich.console import Console
+
+    def bind(func):
+        import sys
+
+        def run(args):
+            console = Console() if sys.stdout.isatty() else Console(width=160)
+            return func(args, console, Console(stderr=True))
+        return run
+
+    p = verb("es-setup", bind(cmd_es_setup),
+             "Install the index templates, ILM (Elasticsearch) or ISM (OpenSearch) policies, write aliases "
+             "and topic percolator queries on the search cluster; idempotent.")
+    p.add_argument("--topics", type=Path, help="topics YAML (default: $VEILLE_TOPICS or config/topics.yaml)")
+    p.add_argument("--no-topics", action="store_true", help="do not register topics as percolator queries")
+
+    p = verb("kibana-setup", bind(cmd_kibana_setup),
+             "Import the Kibana data views, saved searches and dashboard (config/kibana) with overwrite=true.")
+    p.add_argument("--url", help="Kibana URL (default: $KIBANA_URL)")
+    p.add_argument("--wait", type=float, default=0, help="keep trying this many seconds while Kibana starts")
+
+    p = verb("replay", bind(cmd_replay),
+             "Send the documents spooled while the search cluster was down; safe to rerun or interrupt.")
+    p.add_argument("--batch-size", type=int, default=500)
+    p.add_argument("--requeue-dead-letters", action="store_true",
+                   help="first move the dead-letter file back into the spool (after fixing the mapping)")
+    p.add_argument("--from-store", action="store_true",
+                   help="first queue every article of the embedded store (backfill a new cluster)")
+    p.add_argument("--source", help="with --from-store: only this source id")
