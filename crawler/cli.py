@@ -26,6 +26,17 @@ def _store():
     return SQLiteStore.in_data_dir(data_dir())
 
 
+def _article_index():
+    """Where `veille search` reads: the search cluster when one is configured (VEILLE_STORE), else SQLite."""
+    from crawler.searchindex import ClusterUnavailable, article_index_for_cli
+
+    try:
+        return article_index_for_cli(_store, warn=lambda m: err.print(f"[yellow]{m}[/]"))
+    except (ClusterUnavailable, ValueError) as exc:
+        err.print(f"[red]{exc}[/]")
+        raise SystemExit(1) from None
+
+
 def _short(text: str | None, width: int) -> str:
     text = " ".join((text or "").split())
     return text if len(text) <= width else text[: width - 1] + "…"
@@ -67,7 +78,7 @@ def cmd_crawl(args) -> int:
 def cmd_search(args) -> int:
     from crawler.search import QueryError
 
-    store = _store()
+    store = _article_index()
     try:
         hits = store.search(args.query, source=args.source, since=args.since, limit=args.limit)
     except QueryError as exc:
@@ -313,6 +324,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--last", type=int, default=20, help="the last N runs (default 20)")
     p.add_argument("--log", action="store_true", help="also print the log tail of each run")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    from crawler.searchindex import add_cli_verbs
+
+    add_cli_verbs(verb)  # es-setup, kibana-setup, replay
 
     p = verb("demo", cmd_demo, "Serve the bundled mirror of French outlets on 127.0.0.1, crawl it, show what came out.")
     p.add_argument("--keep", action="store_true", help="keep the demo data directory")
