@@ -42,9 +42,14 @@ class WarcArchive:
                 record = writer.create_warc_record(url, "response", payload=BytesIO(body),
                                                    http_headers=http_headers, warc_headers_dict=warc_headers)
                 writer.write_record(record)
-                fh.flush()
-                os.fsync(fh.fileno())
         return f"{path.relative_to(self.root)}#{offset}"
+
+    def sync(self) -> None:
+        """fsync today's file (called when a crawl closes; per-record fsync would dominate the crawl)."""
+        path = self._current_file()
+        if path.exists():
+            with open(path, "ab") as fh:
+                os.fsync(fh.fileno())
 
     def read(self, ref: str) -> tuple[str, dict[str, str], bytes]:
         """(url, HTTP headers, body) of the record a reference points to."""

@@ -25,6 +25,9 @@ AUTOTHROTTLE_TARGET_CONCURRENCY = 2.0
 DOWNLOAD_DELAY = 0.5
 CONCURRENT_REQUESTS = 32
 CONCURRENT_REQUESTS_PER_DOMAIN = 4
+# A response gives one article or a list of links: Scrapy's default of 100 parallel item
+# slots per response only adds event-loop tasks.
+CONCURRENT_ITEMS = 16
 
 DOWNLOAD_TIMEOUT = 30
 DOWNLOAD_MAXSIZE = 8 * 1024 * 1024
@@ -52,6 +55,8 @@ ITEM_PIPELINES = {
     "pipelines.boilerplate.BoilerplatePipeline": 300,
     "pipelines.dedup.DedupPipeline": 500,
     "pipelines.store.StorePipeline": 600,
+    # Topic alerts: after the store (change, cluster_id known), before the search index (sees topics).
+    "pipelines.alerts.AlertPipeline": 650,
     # Search cluster (Elasticsearch/OpenSearch): off unless ELASTICSEARCH_URL / OPENSEARCH_URL is set.
     "pipelines.searchindex.SearchIndexPipeline": 700,
 }
@@ -74,6 +79,18 @@ VEILLE_LIMIT = 0
 VEILLE_BOILERPLATE_MIN_DOCS = 5
 # Near-duplicate stories: the index is rebuilt from this many days of stored articles.
 VEILLE_DEDUP_WINDOW_DAYS = 14
+# Topic alerts (pipelines.alerts): the topics file (default: $VEILLE_TOPICS or config/topics.yaml).
+VEILLE_TOPICS = None
+VEILLE_ALERTS_ENABLED = True
+# Deliver alerts during the crawl (every VEILLE_ALERTS_INTERVAL seconds and at the end); when off,
+# they wait in the outbox for `veille alerts deliver` / the scheduler.
+VEILLE_ALERTS_DELIVER = True
+VEILLE_ALERTS_INTERVAL = 60.0
+# Outbox retries: exponential backoff from this base delay (seconds), given up after N attempts.
+VEILLE_ALERTS_RETRY_BASE = float(os.environ.get("VEILLE_ALERTS_RETRY_BASE") or 30)
+VEILLE_ALERTS_MAX_ATTEMPTS = int(os.environ.get("VEILLE_ALERTS_MAX_ATTEMPTS") or 10)
+# Another outlet carrying an alerted story within this window (seconds) is an "update" alert.
+VEILLE_ALERTS_UPDATE_WINDOW = 24 * 3600
 
 # --- Search cluster (pipelines.searchindex; connection settings come from the environment:
 # ELASTICSEARCH_URL or OPENSEARCH_URL, credentials, VEILLE_STORE, VEILLE_INDEX_PREFIX) ----------------

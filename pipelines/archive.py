@@ -18,3 +18,6 @@ class ArchivePipeline:
     def process_item(self, item: dict) -> dict:
         item["raw_ref"] = self.archive.write(item["url"], item["status"], item["headers"], item["body"], item["fetched"])
         return item
+
+    def close_spider(self) -> None:
+        self.archive.sync()

@@ -45,7 +45,8 @@ class StoryTracker:
         """Cluster fields for an article; stored members touched by the assignment are updated."""
         self.catch_up()
         text = article_text(article)
-        sig = signature(text)
+        # The extraction worker signs the text already; sign here only what came another way.
+        sig = Signature.from_bytes(article["signature"]) if article.get("signature") else signature(text)
         assignment = self.index.add(doc_meta(article, text), sig)
         for absorbed, surviving in self.index.merges():
             self.store.relabel_cluster(absorbed, surviving)

@@ -13,6 +13,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 from scrapy.exceptions import DropItem
 
+from crawler.dedup import signature
 from crawler.extraction import ExtractionError, decode_html, extract_article
 from crawler.items import article_id, body_hash
 
@@ -22,6 +23,13 @@ logger = logging.getLogger(__name__)
 def extract_page(body: bytes, encoding: str | None, url: str, junk_patterns: list[str]) -> dict:
     """Worker-side: decode and extract one page (plain data in and out)."""
     return extract_article(decode_html(body, encoding), url, junk_patterns=junk_patterns)
+
+
+def process_page(body: bytes, encoding: str | None, url: str, junk_patterns: list[str]) -> dict:
+    """Worker-side: extract one page and sign its text for the story index (both CPU-bound)."""
+    extracted = extract_page(body, encoding, url, junk_patterns)
+    extracted["signature"] = signature("\n".join([*extracted["lead"], *extracted["paragraphs"]])).to_bytes()
+    return extracted
 
 
 def build_article(page: dict, extracted: dict) -> dict:
@@ -46,6 +54,7 @@ def build_article(page: dict, extracted: dict) -> dict:
         "word_count": len(f"{lead}\n{body}".split()),
         "body_hash": body_hash(body),
         "raw_ref": page.get("raw_ref"),
+        "signature": extracted.get("signature"),
     }
 
 
@@ -82,10 +91,10 @@ class ExtractPipeline:
             logger.warning("truncated HTML from %s: extracting what is there", item["url"])
         if self.workers > 1:
             future = _shared_pool(self.workers).submit(
-                extract_page, item["body"], item["encoding"], item["url"], item["junk_patterns"])
+                process_page, item["body"], item["encoding"], item["url"], item["junk_patterns"])
             call = asyncio.wrap_future(future)
         else:
-            call = asyncio.to_thread(extract_page, item["body"], item["encoding"], item["url"], item["junk_patterns"])
+            call = asyncio.to_thread(process_page, item["body"], item["encoding"], item["url"], item["junk_patterns"])
         try:
             extracted = await call
         except ExtractionError as exc:
