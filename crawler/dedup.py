@@ -39,6 +39,7 @@ permutations (a 40-80-word brief fits in it even behind a 30-word standfirst).
 """
 from __future__ import annotations
 
+import gc
 import html
 import json
 import re
@@ -863,6 +864,16 @@ class StoryIndex:
         """Rebuild from stored ``(meta, signature bytes, cluster_id)`` records (e.g. the last N
         days, oldest first). Stored cluster ids are kept as they are (no re-clustering, no
         canonical/merge events); records without a cluster id are then added normally."""
+        was_enabled = gc.isenabled()
+        gc.disable()                  # ~2x faster: no cyclic-GC passes over 100k new objects
+        try:
+            return cls._rebuild(records, **kw)
+        finally:
+            if was_enabled:
+                gc.enable()
+
+    @classmethod
+    def _rebuild(cls, records, **kw) -> "StoryIndex":
         idx = cls(**kw)
         pending = []
         latest: dict[str, tuple[DocMeta, Signature, str]] = {}
