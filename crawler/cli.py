@@ -69,6 +69,11 @@ def cmd_crawl(args) -> int:
     for item in args.set or []:
         name, _, value = item.partition("=")
         overrides[name] = value
+    if str(overrides.get("VEILLE_ALERTS_ENABLED", "1")).lower() not in ("0", "false", "no", "off"):
+        from crawler.alerts import topics_path
+        from crawler.topics import load_topics
+
+        load_topics(topics_path(overrides.get("VEILLE_TOPICS")))  # an invalid topics file stops here (file:line)
     summaries = run_crawl(wanted, overrides=overrides, log_level=args.log_level, show_progress=not args.quiet)
     console.print(summary_table(summaries))
     failed = [s.source for s in summaries if s.stats.get("finish_reason") != "finished"]
@@ -233,6 +238,101 @@ def cmd_runs(args) -> int:
     return cli_runs(args, console)
 
 
+def cmd_topics(args) -> int:
+    from crawler.alerts import topics_path
+    from crawler.notify import missing_env
+    from crawler.topics import QuerySyntaxError, Topic, TopicMatcher, check_query, load_topics
+
+    path = topics_path(args.file)
+    if args.action == "test":
+        if not args.query:
+            fail("topics test needs a QUERY (Lucene syntax) or a topic id")
+            return 2
+        topics = load_topics(path) if path.exists() else None
+        topic = next((t for t in topics.topics if t.id == args.query), None) if topics else None
+        if topic is None:
+            try:
+                topic = Topic(id="test", name="test", query=check_query(args.query))
+            except (QuerySyntaxError, ValueError) as exc:
+                fail(f"invalid query: {exc}")
+                return 2
+        matcher = TopicMatcher([topic.model_copy(update={"enabled": True})])
+        stories: dict[str, list[dict]] = {}
+        for article in _store().articles(since=args.since, order="COALESCE(published, fetched) DESC"):
+            if matcher.match(article):
+                stories.setdefault(article["cluster_id"] or article["id"], []).append(article)
+        if args.json:
+            for story, members in stories.items():
+                print(json.dumps({"story": story, "articles": [{k: m.get(k) for k in ("id", "url", "outlet", "title",
+                                  "published")} for m in members]}, ensure_ascii=False))
+            return 0
+        table = Table(title=f"{sum(map(len, stories.values()))} article(s) in {len(stories)} stor"
+                            f"{'ies' if len(stories) != 1 else 'y'} match {topic.query!r}")
+        for column in ("story", "articles", "title", "outlets", "published"):
+            table.add_column(column)
+        for story, members in list(stories.items())[: args.limit]:
+            lead = next((m for m in members if m.get("is_canonical")), members[-1])
+            table.add_row(story, str(len(members)), _short(lead["title"], 70),
+                          _short(", ".join(sorted({m["outlet"] or m["source"] for m in members})), 50),
+                          (lead["published"] or lead["fetched"] or "")[:16])
+        console.print(table)
+        return 0
+    topics = load_topics(path)  # ConfigError -> exit 2, naming file:line
+    table = Table(title=f"{len(topics.topics)} topics in {path}")
+    for column in ("id", "name", "query", "mode", "targets", "enabled"):
+        table.add_column(column)
+    warnings = []
+    for t in topics.topics:
+        mode = t.mode if t.mode == "instant" else f"digest {t.digest_period}"
+        table.add_row(t.id, t.name, _short(t.query, 60), mode, ", ".join(t.targets) or "-", "yes" if t.enabled else "no")
+        for target in topics.targets_for(t):
+            missing = missing_env(target)
+            if missing:
+                warnings.append(f"target {target.name} (topic {t.id}) needs {', '.join(missing)}: not set")
+    console.print(table)
+    for line in dict.fromkeys(warnings):
+        print(f"warning: {line}", file=sys.stderr)
+    return 0
+
+
+def cmd_alerts(args) -> int:
+    from datetime import datetime, timezone
+
+    from crawler.alerts import alert_history, alert_status, deliver_pending
+
+    where = data_dir()
+    if args.action == "deliver":
+        result = deliver_pending(where, topics=args.topics_file, retry_failed=args.retry_failed)
+        print(f"sent {result['sent']}, retry later {result['retry']}, failed {result['failed']}, "
+              f"pending {result['pending']}")
+        return 0 if not (result["retry"] or result["failed"]) else 1
+    alerts = alert_history(where, topic=args.topic, since=args.since, limit=args.limit)
+    if args.json:
+        for alert in alerts:
+            print(json.dumps(alert, ensure_ascii=False, default=str))
+        return 0
+
+    def when(ts):
+        return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S") if ts else ""
+
+    table = Table(title=f"{len(alerts)} alert(s)")
+    for column in ("created", "topic", "kind", "title", "outlets", "deliveries"):
+        table.add_column(column)
+    for alert in alerts:
+        deliveries = "; ".join(
+            f"{d['target']}: {d['status']}" + (f" ({d['attempts']} tries)" if d["attempts"] > 1 else "")
+            + (f" next {when(d['next_attempt'])}" if d["status"] == "pending" else "")
+            + (f" - {_short(d['error'], 60)}" if d["error"] and d["status"] != "sent" else "")
+            for d in alert["deliveries"]) or "-"
+        table.add_row((alert.get("created") or "")[:19], alert["topic_id"], alert["kind"], _short(alert.get("title"), 50),
+                      _short(", ".join(alert.get("new_outlets") or alert.get("outlets") or []), 40), deliveries)
+    console.print(table)
+    st = alert_status(where)
+    console.print(f"deliveries: {st['sent']} sent, {st['pending']} pending ({st['retrying']} retrying), "
+                  f"{st['failed']} failed")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from crawler.demo import run_demo
 
@@ -324,6 +424,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--last", type=int, default=20, help="the last N runs (default 20)")
     p.add_argument("--log", action="store_true", help="also print the log tail of each run")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    p = verb("topics", cmd_topics, "List and validate the saved topics (exit 2 naming file:line when invalid); "
+             "`topics test QUERY` shows which stored articles a query (or a topic id) matches, by story.")
+    p.add_argument("action", nargs="?", choices=["list", "test"], default="list")
+    p.add_argument("query", nargs="?", help="for test: a Lucene query-string query, or a topic id")
+    p.add_argument("--file", type=Path, help="topics YAML (default: $VEILLE_TOPICS or config/topics.yaml)")
+    p.add_argument("--since", help="test: only articles published since this ISO date")
+    p.add_argument("--limit", type=int, default=50, help="test: at most N stories shown")
+    p.add_argument("--json", action="store_true", help="test: one JSON object per story")
+
+    p = verb("alerts", cmd_alerts, "Alerts sent, to whom, and their delivery state; `alerts deliver` sends "
+             "what is due from the outbox now (retries included).")
+    p.add_argument("action", nargs="?", choices=["list", "deliver"], default="list")
+    p.add_argument("--topic", help="only this topic id")
+    p.add_argument("--since", help="only alerts issued since this ISO date/time")
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--json", action="store_true", help="one JSON object per alert (with its deliveries)")
+    p.add_argument("--retry-failed", action="store_true", help="deliver: requeue deliveries given up on")
+    p.add_argument("--topics-file", type=Path, help="deliver: topics YAML giving the current targets")
 
     from crawler.searchindex import add_cli_verbs
 

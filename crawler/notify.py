@@ -34,6 +34,7 @@ import urllib.error
 import urllib.request
 from datetime import datetime, timezone
 from email.message import EmailMessage
+from email.policy import default as _default_policy
 from email.utils import formatdate, make_msgid
 from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol
@@ -230,7 +231,9 @@ class EmailNotifier:
 
     def message(self, alert: dict) -> EmailMessage:
         t = self.target
-        msg = EmailMessage()
+        # No folding of long headers: Python 3.11's folder drops the space between two encoded
+        # words ("SNCF : un" arrived as "SNCF :un"); RFC 5322 allows lines up to 998 characters.
+        msg = EmailMessage(policy=_default_policy.clone(max_line_length=998))
         msg["Subject"] = subject(alert).replace("\n", " ")
         msg["From"] = _get(t, "sender", "veille@localhost")
         msg["To"] = ", ".join(_get(t, "to") or [])
@@ -621,6 +624,56 @@ class AlertBook:
                 for target in targets:
                     outbox._enqueue(alert, target, ts, period)
         if alert is not None and not shared:  # not atomic: prefer one connection for both
+            for target in targets:
+                outbox.enqueue(alert, target, now=ts, digest_period=period)
+        return alert
+
+    def _fold(self, alert: dict, article: dict, ts: float) -> bool:
+        """Add another article of the same story (same batch) to `alert` instead of a second alert."""
+        topic_id, cluster_id = alert["topic_id"], alert["cluster_id"]
+        art = _article_summary(article)
+        art_id = str(article.get("id") or art.get("url") or "")
+        outlet = art.get("outlet") or "?"
+        outlets_json, seen_json = self.conn.execute(
+            "SELECT outlets, article_ids FROM alerts_stories WHERE topic_id = ? AND cluster_id = ?",
+            (topic_id, cluster_id)).fetchone()
+        outlets, seen = json.loads(outlets_json), json.loads(seen_json)
+        if art_id in seen:
+            return False
+        seen.append(art_id)
+        if outlet not in outlets:
+            outlets.append(outlet)
+            if alert["kind"] == "update":
+                alert.setdefault("new_outlets", []).append(outlet)
+        alert["outlets"] = outlets
+        alert["articles"].append(art)
+        self.conn.execute("UPDATE alerts_stories SET outlets = ?, article_ids = ? WHERE topic_id = ? AND cluster_id = ?",
+                          (json.dumps(outlets), json.dumps(seen), topic_id, cluster_id))
+        self.conn.execute("UPDATE alerts_log SET alert_json = ? WHERE alert_id = ?",
+                          (json.dumps(alert, ensure_ascii=False, default=str), alert["alert_id"]))
+        return True
+
+    def notify_story(self, topic: Any, articles: list[dict], cluster_id: str, now: Any, outbox: Outbox,
+                     targets: list[Any]) -> dict | None:
+        """Several articles of one story matched `topic` in one batch (e.g. one crawl): at most one alert.
+
+        The first article that makes news (a "new" story, or an outlet not told yet) leads the alert;
+        the batch's other articles are folded into it (their outlets added), never a second alert.
+        """
+        ts = _ts(now)
+        period = _get(topic, "digest_seconds") or None if _get(topic, "mode") == "digest" else None
+        shared = outbox.conn is self.conn
+        alert = None
+        with self.conn:
+            for article in articles:
+                if alert is None:
+                    alert = self._record(topic, article, cluster_id, ts)
+                else:
+                    self._fold(alert, article, ts)
+            if alert is not None and shared:
+                for target in targets:
+                    outbox._enqueue(alert, target, ts, period)
+        if alert is not None and not shared:
             for target in targets:
                 outbox.enqueue(alert, target, now=ts, digest_period=period)
         return alert
