@@ -246,12 +246,15 @@ def article_doc(article: Mapping[str, Any]) -> dict:
             value = [str(v) for v in _as_list(value)]
         elif value == "":
             value = None if name in ("published", "updated", "fetched", "lang", "cluster_id", "dup_of") else value
-        if name == "is_canonical" and value is not None:
-            value = bool(value)
-        if name == "similarity" and value is not None:
-            value = float(value)
-        if name in ("word_count", "revision") and value is not None:
-            value = int(value)
+        try:  # best effort: a value that does not convert is left for the cluster to judge (dead letter)
+            if name == "is_canonical" and value is not None:
+                value = bool(value)
+            if name == "similarity" and value is not None:
+                value = float(value)
+            if name in ("word_count", "revision") and value is not None:
+                value = int(value)
+        except (TypeError, ValueError):
+            pass
         doc[name] = value
     if not doc.get("body_hash") and doc.get("body") is not None:
         from crawler.items import body_hash
@@ -837,6 +840,10 @@ class OpenSearchBackend(SearchBackend):
 
 
 def make_backend(config: ClusterConfig) -> SearchBackend:
+    # the clients log every failed request with a traceback; Veille logs one line per batch instead
+    for name in ("opensearch", "elastic_transport.transport", "elastic_transport.node_pool", "elasticsearch"):
+        if logging.getLogger(name).level == logging.NOTSET:
+            logging.getLogger(name).setLevel(logging.ERROR)
     return {"elasticsearch": ElasticsearchBackend, "opensearch": OpenSearchBackend}[config.backend](config)
 
 

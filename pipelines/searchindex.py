@@ -133,7 +133,8 @@ class SearchIndexPipeline:
         def deliver_run():
             self._deliver([Spool.record("run", doc)])
             try:
-                self.indexer.backend.refresh()
+                if time.monotonic() >= self.indexer.down_until:
+                    self.indexer.backend.refresh()
             except Exception:  # noqa: BLE001 - a refresh is a courtesy
                 pass
             pending = self.spool.pending()
