@@ -333,8 +333,7 @@ class Daemon:
                 self.reload()
             elif self.opts.watch and now - last_watch >= self.opts.watch:
                 last_watch = now
-                if self._file_hash() != self._config_hash:
-                    self.reload()
+                self.check_config_file()
             if now - last_beat >= 10:
                 last_beat = now
                 self._heartbeat()
@@ -357,6 +356,9 @@ class Daemon:
         while self.running and time.monotonic() < deadline:
             time.sleep(0.1)
         if self.scheduler is not None and self.scheduler.running:
+            # APScheduler 3 processes due jobs once more after shutdown() wakes its thread, which
+            # would advance (lose) a run that is due now: the stopped scheduler must not look at jobs.
+            self.scheduler._process_jobs = lambda: None
             self.scheduler.shutdown(wait=True)
         self.metrics.close()
         if self.store is not None:
@@ -386,6 +388,12 @@ class Daemon:
         shutil.copyfile(self.sources_file, tmp)
         os.replace(tmp, self.snapshot)
         self._config_hash = self._file_hash()
+
+    def check_config_file(self) -> bool | None:
+        """Reload when the sources file changed since the last attempt; None when unchanged."""
+        if self._file_hash() == self._config_hash:
+            return None
+        return self.reload()
 
     def reload(self) -> bool:
         """Read the sources file again; on success update the jobs, else keep the old schedule."""
