@@ -331,6 +331,14 @@ def is_permanent(status: Any, error: Any) -> bool:
 
 # --------------------------------------------------------------------------- backends
 
+_SETUP_LOCK = threading.Lock()
+_READY: set[tuple[str, str]] = set()
+
+
+def _already_exists(status: int, body: Any) -> bool:
+    return status == 400 and "resource_already_exists_exception" in json.dumps(body)
+
+
 class SearchBackend:
     """What Veille needs from a search cluster; subclasses only build the client and lifecycle."""
 
@@ -430,18 +438,26 @@ class SearchBackend:
                              f"reindex it into {alias}-000001 and delete it, then rerun es-setup")
         first = f"{alias}-000001"
         status, res = self.request("PUT", f"/{first}", {"aliases": {alias: {"is_write_index": True}}})
-        if status == 400 and "resource_already_exists" in json.dumps(res):
+        if _already_exists(status, res):  # another process is bootstrapping too, or a half-done earlier set-up
+            if self.alias_indices(alias):
+                return f"alias {alias} -> {first} (kept)"
             status, res = self.request("POST", "/_aliases",
                                        {"actions": [{"add": {"index": first, "alias": alias, "is_write_index": True}}]})
         self._check(f"bootstrap index {first}", status, res)
         return f"alias {alias} -> {first} (created)"
 
     def ensure_ready(self) -> None:
-        """Run the set-up once if the write alias is missing (a fresh cluster); raises ClusterUnavailable."""
+        """Run the set-up once if the write alias is missing (a fresh cluster); raises ClusterUnavailable.
+
+        Several crawlers of one process share the check (one lock, one cache per cluster and prefix)."""
         if self._ready:
             return
-        if not self.alias_indices(self.names.articles) or not self.alias_indices(self.names.runs):
-            self.setup()
+        key = (self.config.url, self.config.prefix)
+        with _SETUP_LOCK:
+            if key not in _READY:
+                if not self.alias_indices(self.names.articles) or not self.alias_indices(self.names.runs):
+                    self.setup()
+                _READY.add(key)
         self._ready = True
 
     # -- topics (percolator) ------------------------------------------------------------------
@@ -455,6 +471,8 @@ class SearchBackend:
         body = search_index_body(percolator=True)
         body["settings"]["index"] = {"number_of_shards": 1, "auto_expand_replicas": "0-1"}
         status, res = self.request("PUT", f"/{index}", body)
+        if _already_exists(status, res):
+            return f"percolator index {index} (kept)"
         self._check(f"percolator index {index}", status, res)
         return f"percolator index {index} (created)"
 

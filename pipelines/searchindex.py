@@ -21,7 +21,7 @@ from pathlib import Path
 
 from scrapy import signals
 from scrapy.exceptions import NotConfigured
-from twisted.internet import defer, task, threads
+from twisted.internet import task, threads
 
 from crawler.extensions import run_stats
 from crawler.searchindex import ClusterConfig, Indexer, article_doc, make_backend, run_doc, spool_dir, store_mode, utcnow
@@ -35,6 +35,10 @@ def _setting_or_env(settings):
         value = settings.get(name)
         return value if value not in (None, "") else os.environ.get(name)
     return get
+
+
+def _story(doc: dict) -> tuple:
+    return (doc.get("cluster_id"), doc.get("dup_of"), doc.get("similarity"), doc.get("is_canonical"))
 
 
 class SearchIndexPipeline:
@@ -55,6 +59,8 @@ class SearchIndexPipeline:
         self.oldest: float | None = None
         self.loop: task.LoopingCall | None = None
         self.inflight: set = set()
+        self.story_ids: set[str] = set()
+        self.sent_story: dict[str, tuple] = {}
         self.started = utcnow()
 
     @classmethod
@@ -78,7 +84,11 @@ class SearchIndexPipeline:
                     self.indexer.backend.names.articles, self.spool.dir)
 
     async def process_item(self, item: dict) -> dict:
-        self.buffer.append(Spool.record("article", article_doc(item)))
+        doc = article_doc(item)
+        self.buffer.append(Spool.record("article", doc))
+        if doc.get("cluster_id"):
+            self.story_ids.add(doc["id"])
+            self.sent_story[doc["id"]] = _story(doc)
         if self.oldest is None:
             self.oldest = time.monotonic()
         if len(self.buffer) >= self.batch_size:
@@ -118,8 +128,33 @@ class SearchIndexPipeline:
             self.loop.stop()
         if self.buffer:
             await asyncio.to_thread(self._deliver, self._take())
+        if self.story_ids:
+            await asyncio.to_thread(self._sync_stories)
 
-    def spider_closed(self, spider, reason: str):
+    def _sync_stories(self) -> None:
+        """The dedup pipeline rewrites story fields of stored articles (a cluster merge relabels its members,
+        a new canonical copy demotes the old one). Re-send the members of every story this crawl touched
+        whose story fields differ from what was sent, from the store (the live document keeps its revision)."""
+        from crawler.store import store_from_settings
+
+        store = store_from_settings(self.crawler.settings)
+        clusters = set()
+        for aid in self.story_ids:
+            row = store.get_article(aid)
+            if row and row.get("cluster_id"):
+                clusters.add(row["cluster_id"])
+        records = []
+        for cid in sorted(clusters):
+            for member in store.articles(cluster_id=cid):
+                doc = article_doc(member)
+                if self.sent_story.get(doc["id"]) != _story(doc):
+                    records.append(Spool.record("article", doc))
+        for i in range(0, len(records), self.batch_size):
+            self._deliver(records[i:i + self.batch_size])
+        if records:
+            self.crawler.stats.inc_value("veille/index/story_updates", len(records))
+
+    async def spider_closed(self, spider, reason: str) -> None:
         stats = run_stats(self.crawler.stats.get_stats())
         stats["finish_reason"] = reason
         status = "ok" if reason == "finished" else ("killed" if reason == "shutdown" else "failed")
@@ -143,6 +178,7 @@ class SearchIndexPipeline:
                                pending, self.spool.dir)
 
         # after any time-based flush still running, so the run summary is the last write
-        waiting = defer.DeferredList(list(self.inflight), consumeErrors=True)
-        waiting.addCallback(lambda _: threads.deferToThread(deliver_run))
-        return waiting
+        if self.inflight:
+            loop = asyncio.get_running_loop()
+            await asyncio.gather(*(d.asFuture(loop) for d in list(self.inflight)), return_exceptions=True)
+        await asyncio.to_thread(deliver_run)
