@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 
 from scrapy.exceptions import NotConfigured
+from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet import defer, task, threads
 
 from crawler.alerts import AlertService, topics_path
@@ -107,12 +108,12 @@ class AlertPipeline:
         d.addBoth(lambda _: setattr(AlertPipeline, "_busy", False))
         return d
 
-    def close_spider(self) -> defer.Deferred | None:
+    async def close_spider(self) -> None:
         self.service.users -= 1
         if self.service.users > 0:
-            return None  # other sources still crawling: their copies may join this run's stories
+            return  # other sources still crawling: their copies may join this run's stories
         loop = _LOOPS.pop(self.key, None)
         if loop is not None and loop.running:
             loop.stop()
         self._flush()
-        return self._deliver()
+        await maybe_deferred_to_future(self._deliver())
