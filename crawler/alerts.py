@@ -108,6 +108,8 @@ class AlertService:
         # The dedup may have merged stories or moved the canonical copy since the articles came in.
         ids = list({a["id"] for articles in batch.values() for a in articles if a.get("id")})
         current: dict[str, tuple] = {}
+        if "articles" not in _tables(self.conn):
+            ids = []
         for i in range(0, len(ids), 500):
             chunk = ids[i:i + 500]
             current.update((r[0], (r[1], r[2])) for r in self.conn.execute(

@@ -361,3 +361,58 @@ topics:
     result = crawl(sources(outlets[:1]), env=env, check=False)
     assert result.proc.returncode == 2 and f"{topics}:11" in result.output, result.output[-2000:]
     assert outlets[0].server.requests == [], "an invalid topics file stops the crawl before it starts"
+
+
+# --------------------------------------------------------------------------- the service, without a crawl
+
+
+def _service(tmp_path, sent):
+    from crawler.alerts import AlertService
+    from crawler.topics import TopicsFile
+
+    topics = TopicsFile.model_validate({
+        "targets": {"hook": {"type": "webhook", "url": "http://127.0.0.1:9/hook"}},
+        "topics": [{"id": "sncf", "name": "Grève SNCF", "query": '"préavis de grève" AND SNCF', "targets": ["hook"]}]})
+    service = AlertService(tmp_path / "veille.sqlite3", topics)
+
+    class Capture:
+        def send(self, alert):
+            sent.append(alert)
+
+    service.outbox.notifier_factory = lambda target: Capture()
+    return service
+
+
+def _article(n: int, outlet: str, cluster: str = "S1", text: str = " ".join(WIRE)) -> dict:
+    return {"id": f"a{n}", "url": f"http://x/{n}", "outlet": outlet, "title": f"Titre {n}", "body": text,
+            "cluster_id": cluster}
+
+
+def test_service_folds_a_batch_and_alerts_revisions_that_newly_match(tmp_path):
+    sent: list[dict] = []
+    service = _service(tmp_path, sent)
+    for n, outlet in enumerate(["A", "B", "A"]):
+        art = _article(n, outlet)
+        service.add(art, service.match(art))
+    [alert] = service.flush()
+    assert alert["kind"] == "new" and alert["outlets"] == ["A", "B"] and len(alert["articles"]) == 3
+    service.outbox.deliver_due()
+    assert [a["alert_id"] for a in sent] == ["sncf:S1:1"]
+    # The same articles again (a re-crawl, a revision that still matches): nothing.
+    for n, outlet in enumerate(["A", "B"]):
+        art = _article(n, outlet)
+        service.add(art, service.match(art))
+    assert service.flush() == []
+    # A revision of an article of another story that now matches: a new alert for that story.
+    before = _article(7, "C", cluster="S2", text=" ".join(DROUGHT))
+    assert service.match(before) == []
+    after = {**before, "body": before["body"] + " " + WIRE[0]}
+    service.add(after, service.match(after))
+    [again] = service.flush()
+    assert again["kind"] == "new" and again["cluster_id"] == "S2"
+    # A story without a cluster is its own story.
+    lone = {**_article(9, "D"), "cluster_id": None}
+    service.add(lone, service.match(lone))
+    [own] = service.flush()
+    assert own["cluster_id"] == "a9"
+    service.close()
