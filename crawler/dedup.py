@@ -716,12 +716,14 @@ class StoryIndex:
         return m
 
     # -- mutation ----------------------------------------------------------------------------
-    def _new_cluster_id(self) -> str:
-        while True:
+    def _new_cluster_id(self, founder: str) -> str:
+        """A new story is named after its first article, so crawl processes sharing one store
+        never hand out the same id for different stories."""
+        cid = f"{self.cluster_prefix}{founder}"
+        while cid in self._clusters:
             self._next_cluster += 1
-            cid = "%s%06d" % (self.cluster_prefix, self._next_cluster)
-            if cid not in self._clusters:
-                return cid
+            cid = f"{self.cluster_prefix}{founder}.{self._next_cluster}"
+        return cid
 
     def _insert(self, meta: DocMeta, sig: Signature, cid: str, order: Optional[int] = None) -> None:
         self._order += 1
@@ -781,7 +783,7 @@ class StoryIndex:
         elif clusters:
             cid = max(clusters, key=lambda c: len(self._clusters[c]))   # fewest relabels
         else:
-            cid = self._new_cluster_id()
+            cid = self._new_cluster_id(meta.id)
         self._insert(meta, sig, cid, old_order)
         for c in clusters:
             if c != cid and c in self._clusters:
@@ -799,6 +801,13 @@ class StoryIndex:
             dup, j, c = found[0]
             return Assignment(cid, dup, round(j, 4), canon == meta.id, canon, round(c, 4))
         return Assignment(cid, None, None, canon == meta.id, canon, None)
+
+    def load(self, meta: DocMeta, sig: Signature, cluster_id: str) -> None:
+        """Take in an article another process already assigned (no re-clustering, no events)."""
+        if meta.id in self._docs:
+            self._remove(meta.id)
+        self._insert(meta, sig, cluster_id)
+        self._update_canonical(cluster_id, record=False)
 
     # -- queries -----------------------------------------------------------------------------
     def members(self, cluster_id: str) -> list[str]:
@@ -877,20 +886,14 @@ class StoryIndex:
         idx = cls(**kw)
         pending = []
         latest: dict[str, tuple[DocMeta, Signature, str]] = {}
-        maxn = 0
-        pat = re.compile(re.escape(idx.cluster_prefix) + r"(\d+)$")
         for meta, blob, cid in records:
             sig = blob if isinstance(blob, Signature) else Signature.from_bytes(blob)
             if cid:
                 latest.pop(meta.id, None)
                 latest[meta.id] = (meta, sig, cid)
-                m = pat.match(cid)
-                if m:
-                    maxn = max(maxn, int(m.group(1)))
             else:
                 pending.append((meta, sig))
         idx._bulk_insert(list(latest.values()))
-        idx._next_cluster = max(idx._next_cluster, maxn)
         for cid in idx._clusters:
             idx._update_canonical(cid, record=False)
         for meta, sig in pending:
