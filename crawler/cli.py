@@ -155,28 +155,37 @@ def cmd_extract(args) -> int:
 
 
 def cmd_reprocess(args) -> int:
+    from w3lib.encoding import http_content_type_encoding
+
     from crawler.archive import WarcArchive
+    from crawler.cleaning import SiteBoilerplate
     from crawler.extraction import ExtractionError
+    from pipelines.boilerplate import boilerplate_key, strip_learned
     from pipelines.extract import build_article, extract_page
 
     store = _store()
     archive = WarcArchive(store.path.parent)
-    config = load_sources(args.sources_file)
+    sources = {s.id: s for s in load_sources(args.sources_file).sources}
+    models: dict[str, SiteBoilerplate] = {}
     counts = {"updated": 0, "unchanged": 0, "failed": 0}
     for article in store.articles(source=args.source):
         if not article["raw_ref"]:
             continue
+        source = article["source"]
+        if source not in models:
+            models[source] = SiteBoilerplate.from_dict(store.get_state(boilerplate_key(source), {}))
+        junk = sources[source].junk_patterns if source in sources else []
         try:
-            url, headers, body = archive.read(article["raw_ref"])
-            junk = config.get(article["source"]).junk_patterns if article["source"] in {s.id for s in config.sources} else []
-            page = {**article, "url": article["url"], "language": article["lang"]}
-            fresh = build_article(page, extract_page(body, None, article["url"], junk))
+            _, headers, body = archive.read(article["raw_ref"])
+            encoding = http_content_type_encoding(headers.get("Content-Type"))
+            fresh = build_article(article, extract_page(body, encoding, article["url"], junk))
         except (OSError, ExtractionError, ValueError) as exc:
             counts["failed"] += 1
             fail(f"{article['id']}: {exc}")
             continue
+        strip_learned(models[source], fresh)
         fresh.update({k: article[k] for k in ("cluster_id", "dup_of", "similarity", "is_canonical", "signature", "topics")})
-        counts[("updated" if store.index_article(fresh) == "updated" else "unchanged")] += 1
+        counts["updated" if store.index_article(fresh) == "updated" else "unchanged"] += 1
     console.print(f"reprocessed: {counts['updated']} updated, {counts['unchanged']} unchanged, {counts['failed']} failed")
     return 0 if not counts["failed"] else 1
 

@@ -8,6 +8,19 @@ from crawler.cleaning import SiteBoilerplate
 from crawler.store import store_from_settings
 
 
+def strip_learned(model: SiteBoilerplate, article: dict) -> int:
+    """Drop the body lines learned as the outlet's boilerplate; return how many were dropped."""
+    kept, removed = model.strip(article["source"], [line for line in article["body"].split("\n") if line])
+    if removed:
+        article["body"] = "\n".join(kept)
+    return len(removed)
+
+
+def boilerplate_key(source: str) -> str:
+    """Store state key of one source's learned boilerplate."""
+    return f"boilerplate/{source}"
+
+
 class BoilerplatePipeline:
     def __init__(self, crawler):
         self.crawler = crawler
@@ -21,20 +34,18 @@ class BoilerplatePipeline:
 
     @property
     def key(self) -> str:
-        return f"boilerplate/{self.crawler.spider.source_id}"
+        return boilerplate_key(self.crawler.spider.source_id)
 
     def open_spider(self) -> None:
         self.model = SiteBoilerplate.from_dict(self.store.get_state(self.key, {}))
         self.model.min_docs = self.min_docs
 
     def process_item(self, item: dict) -> dict:
-        outlet = item["source"]
         lines = [line for line in item["body"].split("\n") if line]
-        self.model.observe(outlet, [item["lead"], *lines] if item["lead"] else lines)
-        kept, removed = self.model.strip(outlet, lines)
+        self.model.observe(item["source"], [item["lead"], *lines] if item["lead"] else lines)
+        removed = strip_learned(self.model, item)
         if removed:
-            self.crawler.stats.inc_value("veille/boilerplate_lines_removed", len(removed))
-            item["body"] = "\n".join(kept)
+            self.crawler.stats.inc_value("veille/boilerplate_lines_removed", removed)
         return item
 
     def close_spider(self) -> None:

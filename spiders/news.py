@@ -34,7 +34,6 @@ NEVER_ARTICLES = [r"/(tag|tags|auteur|author|recherche|search|login|compte|abonn
 
 class NewsSpider(scrapy.Spider):
     name = "news"
-    custom_settings: dict[str, Any] = {}
 
     def __init__(self, source: str | None = None, sources_file: str | None = None, limit: int | str = 0, **kwargs: Any):
         super().__init__(**kwargs)
