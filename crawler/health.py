@@ -95,7 +95,7 @@ def check_empty_bodies(runs: list[dict], source: str, rules: HealthRules) -> lis
 
 
 def check_missing_dates(store: SQLiteStore, source: str, rules: HealthRules) -> list[Flag]:
-    articles = store.known_articles(source)
+    articles = store.known_articles(source, last=6 * rules.recent_articles)
     recent = articles[-rules.recent_articles:]
     before = articles[:-rules.recent_articles][-5 * rules.recent_articles:]
     if len(recent) < min(5, rules.recent_articles):

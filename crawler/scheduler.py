@@ -505,9 +505,17 @@ class Daemon:
             run_id = self.store.start_run(source_id)
             logfile = self.logs / f"{source_id}.log"
             env = {**os.environ, "VEILLE_DATA": str(self.data), "PYTHONUNBUFFERED": "1"}
-            with open(logfile, "wb") as out:
-                proc = subprocess.Popen(self.crawl_command(source_id, run_id), stdout=out, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, start_new_session=True, env=env)
+            try:
+                with open(logfile, "wb") as out:
+                    proc = subprocess.Popen(self.crawl_command(source_id, run_id), stdout=out,
+                                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                            start_new_session=True, env=env)
+            except OSError as exc:
+                log.error("run %d (%s): cannot start the crawl: %s", run_id, source_id, exc)
+                self.store.finish_run(run_id, status="failed", stats={"errors/start": 1, "trigger": "schedule"},
+                                      log_tail=f"veille schedule: cannot start the crawl: {exc}")
+                self.metrics.runs.labels(source_id, "failed").inc()
+                return "failed"
             running = _Running(source_id, run_id, proc, time.monotonic())
             self.running[source_id] = running
             self.metrics.running.set(len(self.running))

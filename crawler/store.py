@@ -430,8 +430,9 @@ class SQLiteStore:
             ).fetchone()
         return {**dict(row), "stats": json.loads(row["stats"])} if row else None
 
-    def known_articles(self, source: str, *, since: str | None = None) -> list[dict]:
-        """Stored articles of a source with the time their URL was first seen and last fetched."""
+    def known_articles(self, source: str, *, since: str | None = None, last: int | None = None) -> list[dict]:
+        """Stored articles of a source with the time their URL was first seen and last fetched (oldest
+        first; `last`: only the N seen most recently)."""
         sql = ("SELECT s.url, s.first_seen, s.last_fetched, s.etag, a.id, a.published, a.word_count "
                "FROM seen_urls s JOIN articles a ON a.id = s.article_id AND a.url = s.url "
                "WHERE s.source = ?")
@@ -439,8 +440,11 @@ class SQLiteStore:
         if since:
             sql += " AND s.first_seen >= ?"
             params.append(since)
+        sql += " ORDER BY s.first_seen DESC, s.rowid DESC"
+        if last:
+            sql += f" LIMIT {int(last)}"
         with self._lock:
-            return [dict(r) for r in self.db.execute(sql + " ORDER BY s.first_seen", params).fetchall()]
+            return [dict(r) for r in reversed(self.db.execute(sql, params).fetchall())]
 
     def recrawl_due(self, source: str, windows: list[float], *, now: datetime | None = None,
                     limit: int = 100) -> list[str]:

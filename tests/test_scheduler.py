@@ -321,3 +321,20 @@ def test_e2e_schedule_reload_metrics_status_and_sigterm(site, env, tmp_path):
     statuses = {r["status"] for r in runs(data)}
     assert "running" not in statuses and "killed" in statuses
     assert "scheduler stopped" in log.read_text()
+
+
+def test_start_stops_and_records_crawls_left_by_a_dead_daemon(env, make_daemon):
+    data, sources = env
+    write_sources(sources, [{"id": "s", "name": "S", "feeds": ["http://127.0.0.1:9/f"], "interval": "1h",
+                             "jitter": "1h"}])
+    store = SQLiteStore.in_data_dir(data)
+    run_id = store.start_run("s")
+    manual = store.start_run("s")  # a `veille crawl` started by hand: not the scheduler's business
+    orphan = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", f"VEILLE_RUN_ID={run_id}"],
+                              start_new_session=True)
+    store.merge_run_stats(run_id, {"pid": orphan.pid, "trigger": "schedule"})
+    wait_for(lambda: b"VEILLE_RUN_ID" in Path(f"/proc/{orphan.pid}/cmdline").read_bytes(), 5)  # exec done
+    make_daemon(crawl_cmd=FAIL_CMD)
+    assert orphan.wait(timeout=10) == -signal.SIGTERM
+    assert store.get_run(run_id)["status"] == "killed"
+    assert store.get_run(manual)["status"] == "running"
