@@ -20,6 +20,12 @@ Design
 - Adaptive polling (as Media Cloud does): after a successful run, when most discovered article
   URLs were new the interval shrinks (x0.67), when most were already known (or the feeds answered
   304) it grows (x1.5), within [min_interval, max_interval]. The interval lives in the store.
+- Recrawl: each crawl also fetches known articles whose hot window (Source.recrawl, default 1h,
+  6h, 24h after first seen) has passed, with conditional GET; a changed body is a new revision.
+- Health (crawler.health): failing, silent, empty_bodies, missing_dates, blocked; checked after
+  each run (logged, exported as metrics) and shown by `veille status`.
+- The output of the last crawl of each source is in <data>/scheduler/logs/<source>.log; its tail
+  is kept with the run (`veille runs --log`).
 - SIGTERM/SIGINT: no new runs; running crawls may finish for ``grace`` seconds, then they are
   stopped (SIGTERM, SIGKILL) and recorded as ``killed``; no process is left behind.
 - Prometheus metrics (``--metrics-port``): runs by status, pages, articles, errors, last success.
@@ -77,7 +83,7 @@ def fingerprint(source: Source) -> str:
 
 def adapt_interval(current: float, stats: dict, lo: float, hi: float) -> tuple[float, str]:
     """The next polling interval from a run's figures: (seconds, 'shrink' | 'grow' | 'keep')."""
-    new = int(stats.get("articles/new", 0)) + int(stats.get("articles/updated", 0))
+    new = int(stats.get("articles/new", 0))  # discovered and stored (recrawled updates do not count)
     known = int(stats.get("skipped/known", 0))
     polled = new + known
     if polled == 0:  # nothing listed (feeds answered 304, or empty): poll less often

@@ -6,7 +6,6 @@ which run `veille schedule` itself as a subprocess.
 """
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
