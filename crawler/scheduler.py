@@ -274,8 +274,7 @@ class Daemon:
             jobstores={"default": SQLAlchemyJobStore(url=self.jobstore_url)},
             executors={"default": ThreadPoolExecutor(max_workers=max(1, self.opts.max_concurrent))},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": int(self.opts.misfire_grace)},
-            timezone=timezone.utc,
-        )
+        )  # time zone: the machine's (TZ), for cron sources
         self.scheduler.start(paused=True)
         self.sync_jobs(initial=True)
         for source in self.config.sources:
@@ -466,7 +465,7 @@ class Daemon:
             trigger, jitter = self._trigger(source)
             kwargs: dict[str, Any] = dict(trigger=trigger, args=[sid], kwargs={"fp": fp}, id=JOB_PREFIX + sid,
                                           name=sid, replace_existing=True)
-            if job is None:  # a new source: first run soon, within its jitter
+            if job is None and not source.cron:  # a new source: first run soon, within its jitter
                 kwargs["next_run_time"] = now + timedelta(seconds=random.uniform(0, jitter or 0))
             self.scheduler.add_job(run_scheduled, **kwargs)
             log.info("source %s: job %s (%s)", sid, "added" if job is None else "updated",

@@ -208,8 +208,13 @@ def test_config_reload_adds_changes_removes_jobs_and_rejects_broken_config(env, 
     assert set(job_times(daemon)) == {"a"}  # b removed
     assert "2:00:00" in str(daemon.scheduler.get_job(JOB_PREFIX + "a").trigger)
 
-    write_sources(sources, [{**a, "interval": "2h", "enabled": False}])
-    assert daemon.reload() and job_times(daemon) == {}
+    write_sources(sources, [{**a, "interval": "2h", "enabled": False},
+                            {**a, "id": "c", "name": "C", "cron": "30 6 * * *", "jitter": "5m"}])
+    assert daemon.reload() and set(job_times(daemon)) == {"c"}  # a disabled, c on a cron schedule
+    trigger = daemon.scheduler.get_job(JOB_PREFIX + "c").trigger
+    assert type(trigger).__name__ == "CronTrigger" and trigger.jitter == 300
+    when = job_times(daemon)["c"].astimezone(trigger.timezone)
+    assert 0 <= (when - when.replace(hour=6, minute=30, second=0, microsecond=0)).total_seconds() <= 300
 
 
 def test_status_exits_nonzero_after_repeated_failures(env, make_daemon, monkeypatch, capsys):
