@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+import zlib
 from datetime import datetime, timezone
 from io import BytesIO
 from pathlib import Path
@@ -32,17 +33,31 @@ class WarcArchive:
 
     def write(self, url: str, status: int, headers: dict[str, str], body: bytes, fetched: str | None = None) -> str:
         """Append one response record; return its reference."""
-        http_headers = StatusAndHeaders(f"{status} OK", list(headers.items()), protocol="HTTP/1.1")
+        member = self.record_bytes(url, status, headers, body, fetched)
         with self._lock:
             path = self._current_file()
             with open(path, "ab") as fh:
                 offset = fh.tell()
-                writer = WARCWriter(fh, gzip=True)
-                warc_headers = {"WARC-Date": fetched.replace("+00:00", "Z")} if fetched else None
-                record = writer.create_warc_record(url, "response", payload=BytesIO(body),
-                                                   http_headers=http_headers, warc_headers_dict=warc_headers)
-                writer.write_record(record)
+                fh.write(member)
         return f"{path.relative_to(self.root)}#{offset}"
+
+    # gzip level of the records.  warcio compresses at level 9, which on real-weight pages
+    # (300+ KB) costs ~6x level 1 in the crawl process for ~20 % smaller files (measured on the
+    # benchmark mirror: 9.4 vs 1.6 ms a page, 19.6 % vs 23.5 % of the page size).
+    GZIP_LEVEL = 1
+
+    @classmethod
+    def record_bytes(cls, url: str, status: int, headers: dict[str, str], body: bytes, fetched: str | None = None) -> bytes:
+        """One WARC response record as a gzip member (what ``write`` appends)."""
+        http_headers = StatusAndHeaders(f"{status} OK", list(headers.items()), protocol="HTTP/1.1")
+        buf = BytesIO()
+        writer = WARCWriter(buf, gzip=False)
+        warc_headers = {"WARC-Date": fetched.replace("+00:00", "Z")} if fetched else None
+        record = writer.create_warc_record(url, "response", payload=BytesIO(body),
+                                           http_headers=http_headers, warc_headers_dict=warc_headers)
+        writer.write_record(record)
+        gz = zlib.compressobj(cls.GZIP_LEVEL, zlib.DEFLATED, zlib.MAX_WBITS + 16)
+        return gz.compress(buf.getbuffer()) + gz.flush()
 
     def sync(self) -> None:
         """fsync today's file (called when a crawl closes; per-record fsync would dominate the crawl)."""

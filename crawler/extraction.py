@@ -22,7 +22,6 @@ import json
 import re
 from typing import Sequence
 
-from lxml import etree, html as lxml_html
 from w3lib.encoding import html_to_unicode
 
 from .cleaning import (
@@ -308,17 +307,19 @@ def _blocks(body) -> list[dict]:
     return blocks
 
 
-def _standalone_link_texts(tree) -> set[str]:
+def _standalone_link_texts(tree, candidates: set[str] | None = None) -> set[str]:
     """Keys of link texts (>= 3 words) that fill their whole parent p/li/div.
 
     A paragraph made of one such link is a teaser ("read also"), not article text.
+    ``candidates``: only these keys are of interest (the caller's paragraph keys), so the
+    page's other links (menus, teaser lists: hundreds on a real page) are skipped early.
     """
     out: set[str] = set()
-    if tree is None:
+    if tree is None or candidates is not None and not candidates:
         return out
     for a in tree.xpath("//body//a[@href]"):
-        txt = normalize_line(a.text_content())
-        if len(txt.split()) < 3:
+        raw = a.text_content()
+        if len(raw.split()) < 3:  # str.split() splits on the spaces normalize_line unifies
             continue
         parent = a.getparent()
         if parent is None or parent.tag not in ("p", "li", "div", "span", "strong", "em", "b"):
@@ -327,8 +328,12 @@ def _standalone_link_texts(tree) -> set[str]:
             parent = parent.getparent()
             if parent is None or parent.tag not in ("p", "li", "div"):
                 continue
+        txt = normalize_line(raw)
+        key = _key(txt)
+        if candidates is not None and key not in candidates:
+            continue
         if normalize_line(parent.text_content()) == txt:
-            out.add(_key(txt))
+            out.add(key)
     return out
 
 
@@ -405,10 +410,12 @@ def _visible_standfirst(tree, dkey: str) -> str | None:
         return None
     probe = dkey[:30]
     for node in tree.xpath("//body//text()"):
-        if probe not in _key(node) and probe[:15] not in _key(node):
-            continue
         el = node.getparent()
-        if el is None or not isinstance(el.tag, str):
+        # (text in or after a script/style: the climb below would stop at once)
+        if el is None or not isinstance(el.tag, str) or el.tag in _INVISIBLE or not node.strip():
+            continue
+        key = _key(node)
+        if probe not in key and probe[:15] not in key:
             continue
         for _ in range(4):
             if el is None or not isinstance(el.tag, str) or el.tag in ("body", "html"):
@@ -430,9 +437,72 @@ _PARSER_OPTS = dict(
     include_images=False,
     include_formatting=True,
     include_links=False,
-    with_metadata=True,
+    with_metadata=False,  # read by _page_metadata, which skips what Veille does not use
     deduplicate=False,
 )
+
+
+def _parse(html: str):
+    """The page tree, parsed once as trafilatura parses it (its parser, its repairs)."""
+    from trafilatura.utils import load_html
+
+    try:
+        return load_html(html)
+    except Exception:  # pragma: no cover - lxml/trafilatura are defensive already
+        return None
+
+
+def _page_metadata(tree, url: str | None, need_date: bool):
+    """trafilatura's ``extract_metadata`` restricted to the fields Veille uses.
+
+    Same functions in the same order (so the same values for title, author, description,
+    sitename, tags and date), minus the licence and categories lookups, and minus htmldate's
+    date search when the page already gave its publication date (JSON-LD / meta tags).
+    """
+    from trafilatura.metadata import (
+        META_URL,
+        examine_meta,
+        extract_author,
+        extract_meta_json,
+        extract_catstags,
+        extract_sitename,
+        extract_title,
+        extract_url,
+        find_date,
+    )
+    from trafilatura.settings import set_date_params
+
+    metadata = examine_meta(tree)
+    if metadata.author and " " not in metadata.author:
+        metadata.author = None
+    try:
+        metadata = extract_meta_json(tree, metadata)
+    except Exception:  # bugs in trafilatura's json_metadata (it logs and goes on too)
+        pass
+    if not metadata.title:
+        metadata.title = extract_title(tree)
+    if not metadata.author:
+        metadata.author = extract_author(tree)
+    if not metadata.url:
+        metadata.url = extract_url(tree, url)
+    if need_date:
+        date_config = set_date_params(True)
+        date_config["url"] = metadata.url
+        metadata.date = find_date(tree, **date_config)
+    if not metadata.sitename:
+        metadata.sitename = extract_sitename(tree)
+    if metadata.sitename:
+        metadata.sitename = metadata.sitename.lstrip("@")
+        if metadata.sitename and "." not in metadata.sitename and not metadata.sitename[0].isupper():
+            metadata.sitename = metadata.sitename.title()
+    elif metadata.url:
+        mymatch = META_URL.match(metadata.url)
+        if mymatch:
+            metadata.sitename = mymatch[1]
+    if not metadata.tags:
+        metadata.tags = extract_catstags("tag", tree)
+    metadata.clean_and_trim()
+    return metadata
 
 
 def extract_article(
@@ -472,17 +542,19 @@ def extract_article(
     if "<" not in html:
         raise ExtractionError("document is not HTML (no markup): no article text")
 
+    # One parse: trafilatura copies the tree it is given before pruning it, so this tree stays
+    # whole for the metadata and the post-processing below.
+    tree = _parse(html)
+    own_published = _published_from_tree(tree) if tree is not None else None
     try:
-        tree = lxml_html.document_fromstring(html)
-    except (etree.ParserError, ValueError):
-        tree = None
-
-    try:
-        doc = bare_extraction(html, url=url, **_PARSER_OPTS)
+        doc = bare_extraction(tree if tree is not None else html, url=url, **_PARSER_OPTS)
     except Exception as exc:  # trafilatura may raise on pathological markup
         raise ExtractionError(f"extraction failed: {exc}") from exc
     if doc is None or getattr(doc, "body", None) is None or not len(doc.body):
         raise ExtractionError(f"no article text found in document{f' ({url})' if url else ''}")
+    meta = _page_metadata(tree, url, need_date=not own_published) if tree is not None else doc
+    doc.description, doc.author, doc.sitename, doc.title, doc.date, doc.tags = (
+        meta.description, meta.author, meta.sitename, meta.title, meta.date, meta.tags)
 
     description = normalize_line(doc.description) if doc.description else None
     authors = (_authors_from_tree(tree) if tree is not None else []) or _split_authors(doc.author)
@@ -512,7 +584,7 @@ def extract_article(
     # 2. link-only boxes (heading + teaser links), paragraphs that are a
     #    single link (inline "read also" teasers), then the title repeated.
     blocks = _drop_link_boxes(blocks, removed)
-    standalone = _standalone_link_texts(tree)
+    standalone = _standalone_link_texts(tree, {_key(b["text"]) for b in blocks if b["kind"] in ("p", "item")})
     if standalone:
         kept_blocks = []
         for b in blocks:
@@ -570,7 +642,7 @@ def extract_article(
     if not lead and not paragraphs:
         raise ExtractionError(f"no article text left after cleaning{f' ({url})' if url else ''}")
 
-    published = _published_from_tree(tree) if tree is not None else None
+    published = own_published
     if not published and doc.date:
         published = _iso(str(doc.date))
     lang = (doc.language or None) if hasattr(doc, "language") else None

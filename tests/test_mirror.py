@@ -335,3 +335,21 @@ def test_synthetic_mirror_serves_everything():
             assert set().union(*found.values()) == {r["url"] for r in m.by_outlet(oid)}
         for u in urls[::17]:
             assert fetch(u)[0] == 200
+
+
+def test_heavy_chrome_pages_have_real_page_weight_and_the_same_article():
+    """Mirror(chrome="heavy") (the throughput benchmark's realistic pages): 180-520 KB of page
+    furniture around the same article, which extraction still finds exactly."""
+    import urllib.request
+
+    from crawler.extraction import extract_article
+    from crawler.mirror import Mirror, synthetic_articles
+
+    with Mirror(synthetic_articles(6), chrome="heavy") as mirror:
+        for rec in mirror.articles:
+            body = urllib.request.urlopen(rec["url"]).read()
+            assert 180_000 <= len(body) <= 520_000, (rec["outlet"], len(body))
+            got = extract_article(body, rec["url"])
+            assert got["title"] == rec["title"]
+            assert got["lead"] == [rec["lead"]]
+            assert got["paragraphs"] == rec["paragraphs"]

@@ -22,6 +22,7 @@ from pathlib import Path
 import yaml
 
 from . import render
+from .chrome import add_heavy_chrome
 from .render import OUTLETS, Ctx, parse_date, w3c
 from .server import RequestRecord, Route, SiteServer
 
@@ -67,8 +68,8 @@ def _epoch(rec: dict) -> float:
     return parse_date(rec.get("modified") or rec["published"]).timestamp()
 
 
-def _etag(body: str) -> str:
-    return hashlib.sha1(body.encode("utf-8")).hexdigest()[:20]
+def _etag(body: str | bytes) -> str:
+    return hashlib.sha1(body if isinstance(body, bytes) else body.encode("utf-8")).hexdigest()[:20]
 
 
 STATIC_PAGES = {
@@ -89,7 +90,12 @@ STATIC_PAGES = {
 class Mirror:
     """The bundled outlets, each on its own :class:`SiteServer` on 127.0.0.1."""
 
-    def __init__(self, articles: list[dict] | None = None):
+    def __init__(self, articles: list[dict] | None = None, chrome: str = "light"):
+        """``chrome="heavy"`` wraps article pages in realistic page weight (:mod:`.chrome`, 220-520 KB
+        a page, like real French news pages); the light default keeps ~10 KB pages."""
+        if chrome not in ("light", "heavy"):
+            raise ValueError(f"chrome must be 'light' or 'heavy', not {chrome!r}")
+        self.chrome = chrome
         recs = load_articles() if articles is None else articles
         # fresh copies; a URL from another (stopped) mirror's ports is dropped
         self.articles: list[dict] = [{k: v for k, v in r.items() if k not in ("url", "path")} for r in recs]
@@ -192,7 +198,10 @@ class Mirror:
                 nxt = (newer[0]["title"], newer[0]["url"])
             ctx = Ctx(base_url=base, url=rec["url"], related=related, prev=prev, next=nxt,
                       read_also_url=related[0][1] if related else "/")
-            routes[rec["path"]] = page(o.article_page(o, rec, ctx), _epoch(rec))
+            html = o.article_page(o, rec, ctx)
+            if self.chrome == "heavy":
+                html = add_heavy_chrome(html, o.name, rec, rec["url"]).encode("utf-8")
+            routes[rec["path"]] = page(html, _epoch(rec))
 
         # section pages: one per rubric, the "latest news" page and the home page
         newest_sec = [r for r in newest if "section" in r["channels"]]
