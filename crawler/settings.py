@@ -67,7 +67,7 @@ EXTENSIONS = {
 # --- Veille ---------------------------------------------------------------------------
 # Hosts the address guard lets through although they are loopback/private ('host' or 'host:port').
 VEILLE_ALLOWED_HOSTS: list[str] = []
-# Processes used for extraction (the CPU cost of a crawl); 0 = one per core.
+# Processes used for extraction (the CPU cost of a crawl); 0 = one per core plus one.
 VEILLE_EXTRACT_WORKERS = 0
 # Where the store, WARC archives and spools live (default: $VEILLE_DATA or ./data).
 VEILLE_DATA = None

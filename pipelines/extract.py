@@ -1,7 +1,7 @@
 """ExtractPipeline: turn a fetched page into an article with trafilatura + Veille's cleaning.
 
 Extraction is the CPU cost of a crawl, so it runs in a pool of worker processes (one per
-core by default, VEILLE_EXTRACT_WORKERS) while the reactor keeps downloading.
+core plus one by default, VEILLE_EXTRACT_WORKERS) while the reactor keeps downloading.
 """
 from __future__ import annotations
 
@@ -78,7 +78,9 @@ def _shared_pool(workers: int) -> ProcessPoolExecutor:
 class ExtractPipeline:
     def __init__(self, crawler):
         self.crawler = crawler
-        self.workers = crawler.settings.getint("VEILLE_EXTRACT_WORKERS") or os.cpu_count() or 1
+        # 0: one per core plus one, so the cores stay busy while this process (reactor, archive,
+        # store) has the CPU (measured on 2 cores, 340 KB pages: 3 workers ~10 % faster than 2).
+        self.workers = crawler.settings.getint("VEILLE_EXTRACT_WORKERS") or (os.cpu_count() or 1) + 1
 
     @classmethod
     def from_crawler(cls, crawler):
