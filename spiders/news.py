@@ -14,7 +14,13 @@ from urllib.parse import urlsplit
 import feedparser
 import scrapy
 from lxml.etree import XMLSyntaxError
-from scrapy.exceptions import IgnoreRequest
+from scrapy.exceptions import (
+    CannotResolveHostError,
+    DownloadCancelledError,
+    DownloadConnectionRefusedError,
+    DownloadTimeoutError,
+    IgnoreRequest,
+)
 from scrapy.http import Response
 from scrapy.linkextractors import LinkExtractor
 from scrapy.spidermiddlewares.httperror import HttpError
@@ -189,12 +195,14 @@ class NewsSpider(scrapy.Spider):
         if failure.check(HttpError):
             status = failure.value.response.status
             reason, error = f"errors/http_{status}", f"HTTP {status}"
-        elif failure.check(CancelledError) or "max size" in str(failure.value):
+        elif failure.check(DownloadCancelledError, CancelledError):
             status, reason, error = None, "skipped/too_large", "larger than DOWNLOAD_MAXSIZE"
-        elif failure.check(TimeoutError, TCPTimedOutError):
+        elif failure.check(DownloadTimeoutError, TimeoutError, TCPTimedOutError):
             status, reason, error = None, "errors/timeout", "timeout"
-        elif failure.check(DNSLookupError):
+        elif failure.check(CannotResolveHostError, DNSLookupError):
             status, reason, error = None, "errors/dns", "DNS lookup failed"
+        elif failure.check(DownloadConnectionRefusedError):
+            status, reason, error = None, "errors/connection_refused", "connection refused"
         else:
             status, reason, error = None, "errors/connection", f"{failure.type.__name__}: {failure.value}"
         self.count(reason)

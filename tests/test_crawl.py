@@ -181,7 +181,7 @@ def test_bad_responses_are_counted_and_lose_nothing(site, crawl):
     broken_feed = feed(b, ["/a/bon-1.html", "/a/tronque-2.html"]).replace("</channel></rss>", "<item><title>oops</item>")
     site.add("/rss.xml", Route(body=broken_feed, content_type="application/rss+xml"))
     site.add("/sitemap.xml", Route(body=sitemap(b, ["/a/absent-3.html", "/a/panne-4.html", "/a/binaire-5.html",
-                                                    "/a/enorme-6.html", "/a/vide-7.html"]),
+                                                    "/a/enorme-6.html", "/a/vide-7.html", "/a/lent-8.html"]),
                                    content_type="application/xml"))
     site.add("/a/bon-1.html", Route(body=article_html("Bon", [PARA, PARA2, PARA3])))
     site.add("/a/tronque-2.html", Route(body=article_html("Tronqué", [PARA, PARA2, PARA3], close=False)))
@@ -191,8 +191,9 @@ def test_bad_responses_are_counted_and_lose_nothing(site, crawl):
                                         content_type="application/octet-stream"))
     site.add("/a/enorme-6.html", Route(body=article_html("Énorme", [PARA] * 3000)))
     site.add("/a/vide-7.html", Route(body="<html><body><nav><a href='/'>Accueil</a></nav></body></html>"))
+    site.add("/a/lent-8.html", Route(body=article_html("Lent", [PARA]), delay=2.5))
     result = crawl(sources_yaml(b, sections=()).replace("    sections: []\n", ""),
-                   "-s", "DOWNLOAD_MAXSIZE=200000", "-s", "RETRY_TIMES=2")
+                   "-s", "DOWNLOAD_MAXSIZE=200000", "-s", "RETRY_TIMES=2", "-s", "DOWNLOAD_TIMEOUT=1")
     assert result.proc.returncode == 0, result.output[-3000:]
     stats = result.stats("testinfo")
     assert stats["errors/feed_malformed"] == 1
@@ -202,6 +203,7 @@ def test_bad_responses_are_counted_and_lose_nothing(site, crawl):
     assert stats["skipped/not_html"] == 1
     assert stats["skipped/too_large"] == 1
     assert stats["skipped/no_text"] == 1
+    assert stats["errors/timeout"] == 1
     assert len(site.requests_for("/a/panne-4.html")) == 3, "a 500 is retried (RETRY_TIMES=2) before it is recorded"
     assert len(site.requests_for("/a/absent-3.html")) == 1
     titles = sorted(a["title"] for a in result.articles())
@@ -211,6 +213,7 @@ def test_bad_responses_are_counted_and_lose_nothing(site, crawl):
     seen = {r["url"]: r for r in map(dict, result.db.execute("SELECT * FROM seen_urls").fetchall())}
     assert seen[f"{b}/a/panne-4.html"]["status"] == 500 and seen[f"{b}/a/panne-4.html"]["error"] == "HTTP 500"
     assert seen[f"{b}/a/absent-3.html"]["status"] == 404
+    assert seen[f"{b}/a/lent-8.html"]["error"] == "timeout"
     assert "Crawl summary" in result.output and "http_500 1" in result.output
 
 

@@ -13,6 +13,7 @@ answer ``304 Not Modified`` to a matching conditional GET.
 from __future__ import annotations
 
 import email.utils
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -165,6 +166,15 @@ class _Handler(BaseHTTPRequestHandler):
                 pass
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        """A client that hung up (a crawler timing out, say) is expected; anything else is printed."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class SiteServer:
     """One threaded HTTP server on 127.0.0.1 (ephemeral port) serving routes."""
 
@@ -214,7 +224,7 @@ class SiteServer:
         if self._httpd is not None:
             return self
         handler = type("Handler", (_Handler,), {"site": self})
-        httpd = ThreadingHTTPServer((self._host, self._port), handler)
+        httpd = _Server((self._host, self._port), handler)
         httpd.daemon_threads = True
         self._httpd = httpd
         host, port = httpd.server_address[:2]
