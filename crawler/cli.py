@@ -238,21 +238,7 @@ def cmd_schedule(args) -> int:
 def cmd_status(args) -> int:
     from crawler.scheduler import cli_status
 
-    code = cli_status(args, console)
-    if not args.json:
-        from datetime import datetime, timezone
-
-        from crawler.alerts import alert_status
-
-        st = alert_status(data_dir())
-        line = (f"alerts: {st['alerts']} issued; deliveries {st['sent']} sent, {st['pending']} pending"
-                f" ({st['retrying']} retrying), {st['failed']} failed")
-        if st["next_due"]:
-            line += f"; next try {datetime.fromtimestamp(st['next_due'], timezone.utc):%Y-%m-%d %H:%M:%S} UTC"
-        if st["last_error"] and (st["pending"] or st["failed"]):
-            line += f"; last error {_short(st['last_error'], 100)}"
-        console.print(line, markup=False)
-    return code
+    return cli_status(args, console)
 
 
 def cmd_runs(args) -> int:

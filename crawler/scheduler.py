@@ -48,6 +48,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from crawler.alerts import alert_status, deliver_pending
 from crawler.config import ConfigError, Source, SourcesFile, load_sources, sources_path
 from crawler.store import SQLiteStore, utcnow
 
@@ -195,6 +196,7 @@ class ScheduleOptions:
     metrics_addr: str = "0.0.0.0"
     crawl_log_level: str = "INFO"
     max_failures: int = 3
+    alerts_interval: float = 60.0  # send due alert deliveries (retries) every N s
     crawl_cmd: list[str] | None = None  # default: [python, -m, crawler.cli]
 
 
@@ -254,6 +256,7 @@ class Daemon:
     def start(self) -> "Daemon":
         global _DAEMON
         from apscheduler.executors.pool import ThreadPoolExecutor
+        from apscheduler.jobstores.memory import MemoryJobStore
         from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
         from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -271,12 +274,16 @@ class Daemon:
         self._clean_stale_runs()
         _DAEMON = self
         self.scheduler = BackgroundScheduler(
-            jobstores={"default": SQLAlchemyJobStore(url=self.jobstore_url)},
-            executors={"default": ThreadPoolExecutor(max_workers=max(1, self.opts.max_concurrent))},
+            jobstores={"default": SQLAlchemyJobStore(url=self.jobstore_url), "daemon": MemoryJobStore()},
+            executors={"default": ThreadPoolExecutor(max_workers=max(1, self.opts.max_concurrent)),
+                       "daemon": ThreadPoolExecutor(max_workers=1)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": int(self.opts.misfire_grace)},
         )  # time zone: the machine's (TZ), for cron sources
         self.scheduler.start(paused=True)
         self.sync_jobs(initial=True)
+        # Alerts whose delivery failed are retried from the outbox between crawls too.
+        self.scheduler.add_job(self.deliver_alerts, "interval", seconds=self.opts.alerts_interval, id="deliver-alerts",
+                               jobstore="daemon", executor="daemon", replace_existing=True)
         for source in self.config.sources:
             self._init_metrics(source.id)
         if self.opts.metrics_port is not None:
@@ -286,6 +293,12 @@ class Daemon:
         self._heartbeat()
         log.info("scheduler started: %d job(s), job store %s", len(self.jobs()), self.jobstore_url)
         return self
+
+    def deliver_alerts(self) -> None:
+        counts = deliver_pending(self.store)
+        if counts["sent"] or counts["failed"]:
+            log.info("alerts: %d delivered, %d failed for good, %d waiting", counts["sent"], counts["failed"],
+                     counts["pending"])
 
     def _take_lock(self) -> None:
         import fcntl
@@ -801,10 +814,11 @@ def cli_status(args, console) -> int:
         config, config_error = None, str(exc)
     rows = source_status(store, config, args.jobstore or default_jobstore_url(data), args.max_failures)
     beat = daemon_heartbeat(store)
+    alerts = alert_status(store)
     failing = [r["source"] for r in rows if r["consecutive_failures"] >= args.max_failures]
     if args.json:
         print(json.dumps({"sources": rows, "scheduler": beat, "config_error": config_error,
-                          "failing": failing}, ensure_ascii=False, indent=2))
+                          "failing": failing, "alerts": alerts}, ensure_ascii=False, indent=2))
     else:
         table = Table(title=f"Sources ({data})")
         for column in ("source", "every", "last run", "result", "new", "updated", "next run", "failures", "health"):
@@ -824,9 +838,20 @@ def cli_status(args, console) -> int:
             console.print(f"scheduler: {state}, last seen {_when(beat.get('at'))} UTC")
         if config_error:
             console.print(f"config error: {config_error}", markup=False)
+        console.print(_alerts_line(alerts), markup=False)
         if failing:
             console.print(f"failing ({args.max_failures}+ failed runs in a row): {', '.join(failing)}")
     return 1 if failing else 0
+
+
+def _alerts_line(st: dict) -> str:
+    line = (f"alerts: {st['alerts']} issued; deliveries {st['sent']} sent, {st['pending']} pending"
+            f" ({st['retrying']} retrying), {st['failed']} failed")
+    if st["next_due"]:
+        line += f"; next try {datetime.fromtimestamp(st['next_due'], timezone.utc):%Y-%m-%d %H:%M:%S} UTC"
+    if st["last_error"] and (st["pending"] or st["failed"]):
+        line += f"; last error {st['last_error'][:100]}"
+    return line
 
 
 def cli_runs(args, console) -> int:

@@ -342,3 +342,24 @@ def test_start_stops_and_records_crawls_left_by_a_dead_daemon(env, make_daemon):
     assert orphan.wait(timeout=10) == -signal.SIGTERM
     assert store.get_run(run_id)["status"] == "killed"
     assert store.get_run(manual)["status"] == "running"
+
+
+def test_daemon_delivers_waiting_alerts_between_crawls(env, make_daemon):
+    from crawler.mirror.server import Route, SiteServer
+    from crawler.notify import Outbox
+    from crawler.topics import Target
+
+    data, sources = env
+    write_sources(sources, [{"id": "s", "name": "S", "feeds": ["http://127.0.0.1:9/f"], "interval": "1h",
+                             "jitter": "1h"}])
+    with SiteServer({"/hook": Route(status=200, body="ok")}) as receiver:
+        store = SQLiteStore.in_data_dir(data)
+        outbox = Outbox(store.path)
+        alert = {"alert_id": "a1", "topic_id": "t", "topic_name": "T", "cluster_id": "S1", "kind": "new",
+                 "title": "Grève", "url": "http://x/1", "outlets": ["A"], "articles": [], "created": "2026-11-26"}
+        outbox.enqueue(alert, Target(type="webhook", url=receiver.url("/hook"), retries=0, name="hook"))
+        assert outbox.pending() == 1
+        make_daemon(alerts_interval=0.5)
+        wait_for(lambda: receiver.requests_for("/hook"), 15)
+        assert len(receiver.requests_for("/hook")) == 1
+        wait_for(lambda: Outbox(store.path).pending() == 0, 5)
