@@ -26,6 +26,7 @@ import multiprocessing
 import os
 import sqlite3
 import statistics
+import resource
 import subprocess
 import sys
 import tempfile
@@ -57,6 +58,13 @@ def serve_mirror(n: int, chrome: str, conn) -> None:
                 break
 
 
+def cpu_times() -> tuple[float, float]:
+    """(busy, total) jiffies of all cores since boot, from /proc/stat."""
+    fields = [float(x) for x in open("/proc/stat").readline().split()[1:]]
+    idle = fields[3] + fields[4]
+    return sum(fields) - idle, sum(fields)
+
+
 def crawl(sources_yaml: str, workers: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="veille-bench-") as tmp:
         sources = Path(tmp) / "sources.yaml"
@@ -66,9 +74,12 @@ def crawl(sources_yaml: str, workers: int) -> dict:
                "--log-level", "WARNING", "-s", "VEILLE_ALLOWED_HOSTS=127.0.0.1", "-s", "DOWNLOAD_DELAY=0",
                "-s", "AUTOTHROTTLE_ENABLED=False", "-s", "CONCURRENT_REQUESTS_PER_DOMAIN=16",
                "-s", f"VEILLE_EXTRACT_WORKERS={workers}"]
-        start = time.perf_counter()
+        start, cpu0, busy0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN), cpu_times()
         proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
         wall_s = time.perf_counter() - start
+        cpu1, busy1 = resource.getrusage(resource.RUSAGE_CHILDREN), cpu_times()
+        crawl_cpu_s = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
+        machine_busy = (busy1[0] - busy0[0]) / (busy1[1] - busy0[1])
         if proc.returncode != 0:
             raise RuntimeError(f"veille crawl failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
         db = sqlite3.connect(Path(tmp) / "data" / "veille.sqlite3")
@@ -77,7 +88,8 @@ def crawl(sources_yaml: str, workers: int) -> dict:
         db.close()
     fetched = sum(r.get("pages_fetched", 0) for r in runs)
     crawl_s = max(r.get("duration_s", 0) for r in runs)
-    return {"fetched": fetched, "stored": stored, "crawl_s": crawl_s, "wall_s": wall_s}
+    return {"fetched": fetched, "stored": stored, "crawl_s": crawl_s, "wall_s": wall_s,
+            "cpu_ms_per_page": 1000 * crawl_cpu_s / max(fetched, 1), "machine_busy": machine_busy}
 
 
 def bench(kind: str, args) -> dict:
@@ -97,9 +109,11 @@ def bench(kind: str, args) -> dict:
         with ctx.Pool(args.workers) as pool:
             pool.map(bare_extract, pages[:args.workers * 2])  # warm the workers (imports)
             for rep in range(args.repeat):
-                start = time.perf_counter()
+                start, busy0 = time.perf_counter(), cpu_times()
                 pool.map(bare_extract, pages, chunksize=8)
                 bare_rate = len(pages) / (time.perf_counter() - start)
+                busy1 = cpu_times()
+                bare_busy = (busy1[0] - busy0[0]) / (busy1[1] - busy0[1])
                 parent.send("cpu")
                 cpu0 = parent.recv()
                 res = crawl(sources_yaml, args.extract_workers)
@@ -111,9 +125,10 @@ def bench(kind: str, args) -> dict:
                 bare.append(bare_rate)
                 e2e.append(res)
                 ratios.append(res["rate"] / bare_rate)
-                print(f"[{kind}] run {rep + 1}: bare {bare_rate:.1f} pages/s | end to end {res['rate']:.1f} pages/s "
+                print(f"[{kind}] run {rep + 1}: bare {bare_rate:.1f} pages/s (cores {100 * bare_busy:.0f}% busy) | end to end {res['rate']:.1f} pages/s "
                       f"({res['fetched']} fetched, {res['stored']} stored, {res['crawl_s']:.1f}s crawl, "
-                      f"{res['wall_s']:.1f}s with start-up; mirror server {res['server_cpu_s']:.1f} CPU-s) "
+                      f"{res['wall_s']:.1f}s with start-up; {res['cpu_ms_per_page']:.1f} CPU-ms/page in the crawl's processes, "
+                      f"cores {100 * res['machine_busy']:.0f}% busy; mirror server {res['server_cpu_s']:.1f} CPU-s) "
                       f"| ratio {ratios[-1]:.2f}")
     finally:
         parent.send("stop")

@@ -59,13 +59,6 @@ class WarcArchive:
         gz = zlib.compressobj(cls.GZIP_LEVEL, zlib.DEFLATED, zlib.MAX_WBITS + 16)
         return gz.compress(buf.getbuffer()) + gz.flush()
 
-    def sync(self) -> None:
-        """fsync today's file (called when a crawl closes; per-record fsync would dominate the crawl)."""
-        path = self._current_file()
-        if path.exists():
-            with open(path, "ab") as fh:
-                os.fsync(fh.fileno())
-
     def read(self, ref: str) -> tuple[str, dict[str, str], bytes]:
         """(url, HTTP headers, body) of the record a reference points to."""
         name, _, offset = ref.partition("#")

@@ -159,9 +159,10 @@ def cmd_reprocess(args) -> int:
 
     from crawler.archive import WarcArchive
     from crawler.cleaning import SiteBoilerplate
+    from crawler.dedup import signature, story_text
     from crawler.extraction import ExtractionError
+    from crawler.pages import build_article, extract_page
     from pipelines.boilerplate import boilerplate_key, strip_learned
-    from pipelines.extract import build_article, extract_page
 
     store = _store()
     archive = WarcArchive(store.path.parent)
@@ -184,7 +185,8 @@ def cmd_reprocess(args) -> int:
             fail(f"{article['id']}: {exc}")
             continue
         strip_learned(models[source], fresh)
-        fresh.update({k: article[k] for k in ("cluster_id", "dup_of", "similarity", "is_canonical", "signature", "topics")})
+        fresh["signature"] = signature(story_text(fresh)).to_bytes()
+        fresh.update({k: article[k] for k in ("cluster_id", "dup_of", "similarity", "is_canonical", "topics")})
         counts["updated" if store.index_article(fresh) == "updated" else "unchanged"] += 1
     console.print(f"reprocessed: {counts['updated']} updated, {counts['unchanged']} unchanged, {counts['failed']} failed")
     return 0 if not counts["failed"] else 1

@@ -56,7 +56,7 @@ from datasketch.storage import OrderedStorage, UnorderedStorage
 
 __all__ = [
     "normalize", "tokens", "signature", "Signature", "DocMeta", "Assignment", "StoryIndex",
-    "agency_credited", "cluster_jsonl", "SEED", "SHINGLE", "NUM_PERM", "LEDE_PERM", "LEDE_TOKENS",
+    "agency_credited", "cluster_jsonl", "story_text", "SEED", "SHINGLE", "NUM_PERM", "LEDE_PERM", "LEDE_TOKENS",
     "SHORT_TOKENS",
 ]
 
@@ -899,6 +899,11 @@ class StoryIndex:
         for meta, sig in pending:
             idx.add(meta, sig)
         return idx
+
+
+def story_text(article: dict) -> str:
+    """The text an article's story is recognised by: its lead and body (titles are rewritten too often)."""
+    return "\n".join(part for part in (article.get("lead"), article.get("body")) if part)
 
 
 # ----------------------------------------------------------------------------- CLI helper

@@ -431,6 +431,12 @@ def _visible_standfirst(tree, dkey: str) -> str | None:
     return None
 
 
+# Fewer words than this is a menu or a stub, not an article (the shortest wire briefs have ~40).
+MIN_ARTICLE_WORDS = 12
+
+# fast=True: no readability/jusText fallback comparison. On the dev set it changes nothing
+# (135/135 paragraphs, 0 junk) and it makes Veille's extraction cheaper than bare
+# trafilatura.extract, whose defaults run the fallbacks; stubs are caught by MIN_ARTICLE_WORDS.
 _PARSER_OPTS = dict(
     include_comments=False,
     include_tables=True,
@@ -439,6 +445,7 @@ _PARSER_OPTS = dict(
     include_links=False,
     with_metadata=False,  # read by _page_metadata, which skips what Veille does not use
     deduplicate=False,
+    fast=True,
 )
 
 
@@ -639,8 +646,9 @@ def extract_article(
             deduped.append(p)
     paragraphs = deduped
 
-    if not lead and not paragraphs:
-        raise ExtractionError(f"no article text left after cleaning{f' ({url})' if url else ''}")
+    words = sum(len(line.split()) for line in (*lead, *paragraphs))
+    if words < MIN_ARTICLE_WORDS:
+        raise ExtractionError(f"no article text left after cleaning ({words} words){f' ({url})' if url else ''}")
 
     published = own_published
     if not published and doc.date:

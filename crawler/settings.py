@@ -50,7 +50,6 @@ SPIDER_MIDDLEWARES = {
     "crawler.middlewares.IncrementalMiddleware": 600,
 }
 ITEM_PIPELINES = {
-    "pipelines.archive.ArchivePipeline": 100,
     "pipelines.extract.ExtractPipeline": 200,
     "pipelines.boilerplate.BoilerplatePipeline": 300,
     "pipelines.dedup.DedupPipeline": 500,

@@ -67,9 +67,10 @@ class AlertPipeline:
         change = item.get("change")
         if change not in ("new", "updated"):
             return item
-        topic_ids = self.service.match(item)
-        item["topics"] = topic_ids
-        if topic_ids or change == "updated":  # a revision is stored with topics reset: set them again
+        if "topics" in item:  # matched by the extraction worker and stored with the article
+            topic_ids = item["topics"]
+        else:
+            topic_ids = item["topics"] = self.service.match(item)
             self.store.update_article_fields(item["id"], topics=topic_ids)
         if topic_ids:
             self.crawler.stats.inc_value("veille/alerts/matched")

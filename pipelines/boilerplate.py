@@ -46,6 +46,9 @@ class BoilerplatePipeline:
         removed = strip_learned(self.model, item)
         if removed:
             self.crawler.stats.inc_value("veille/boilerplate_lines_removed", removed)
+            # The body changed after the worker signed and matched it: later pipelines redo both.
+            item.pop("signature", None)
+            item.pop("topics", None)
         return item
 
     def close_spider(self) -> None:

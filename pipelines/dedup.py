@@ -9,13 +9,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from crawler.dedup import DocMeta, Signature, StoryIndex, agency_credited, signature
+from crawler.dedup import DocMeta, Signature, StoryIndex, agency_credited, signature, story_text
 from crawler.store import SQLiteStore, store_from_settings
-
-
-def article_text(article: dict) -> str:
-    """The text a story is recognised by: lead and body (titles are rewritten too often)."""
-    return "\n".join(part for part in (article.get("lead"), article.get("body")) if part)
 
 
 def doc_meta(article: dict, text: str) -> DocMeta:
@@ -32,19 +27,19 @@ class StoryTracker:
         records = store.dedup_records(since=self.since)
         self.last_rowid = records[-1][0] if records else 0
         self.index = StoryIndex.rebuild(
-            (doc_meta(fields, article_text(fields)), blob, cid) for _, fields, blob, cid in records)
+            (doc_meta(fields, story_text(fields)), blob, cid) for _, fields, blob, cid in records)
 
     def catch_up(self) -> None:
         """Load articles that other processes signed since we last looked."""
         for rowid, fields, blob, cid in self.store.dedup_records(since=self.since, after_rowid=self.last_rowid):
             self.last_rowid = rowid
             if fields["id"] not in self.index:
-                self.index.load(doc_meta(fields, article_text(fields)), Signature.from_bytes(blob), cid)
+                self.index.load(doc_meta(fields, story_text(fields)), Signature.from_bytes(blob), cid)
 
     def assign(self, article: dict) -> dict:
         """Cluster fields for an article; stored members touched by the assignment are updated."""
         self.catch_up()
-        text = article_text(article)
+        text = story_text(article)
         # The extraction worker signs the text already; sign here only what came another way.
         sig = Signature.from_bytes(article["signature"]) if article.get("signature") else signature(text)
         assignment = self.index.add(doc_meta(article, text), sig)
