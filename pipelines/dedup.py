@@ -7,6 +7,7 @@ cluster merges are written back to the stored members at once.
 """
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta, timezone
 
 from crawler.dedup import DocMeta, Signature, StoryIndex, agency_credited, signature, story_text
@@ -21,8 +22,10 @@ def doc_meta(article: dict, text: str) -> DocMeta:
 class StoryTracker:
     """A StoryIndex kept in step with one store (shared by every crawler of a process)."""
 
-    def __init__(self, store: SQLiteStore, window_days: int):
+    def __init__(self, store: SQLiteStore, window_days: int, catch_up_every: float = 2.0):
         self.store = store
+        self.catch_up_every = catch_up_every
+        self.caught_up = time.monotonic()
         self.since = (datetime.now(timezone.utc) - timedelta(days=window_days)).isoformat(timespec="seconds")
         records = store.dedup_records(since=self.since)
         self.last_rowid = records[-1][0] if records else 0
@@ -30,7 +33,10 @@ class StoryTracker:
             (doc_meta(fields, story_text(fields)), blob, cid) for _, fields, blob, cid in records)
 
     def catch_up(self) -> None:
-        """Load articles that other processes signed since we last looked."""
+        """Load articles that other processes signed since we last looked (every few seconds)."""
+        if time.monotonic() - self.caught_up < self.catch_up_every:
+            return
+        self.caught_up = time.monotonic()
         for rowid, fields, blob, cid in self.store.dedup_records(since=self.since, after_rowid=self.last_rowid):
             self.last_rowid = rowid
             if fields["id"] not in self.index:

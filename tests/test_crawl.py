@@ -205,7 +205,7 @@ def test_bad_responses_are_counted_and_lose_nothing(site, crawl):
     assert stats["skipped/no_text"] == 1
     assert stats["errors/timeout"] == 1
     assert len(site.requests_for("/a/panne-4.html")) == 3, "a 500 is retried (RETRY_TIMES=2) before it is recorded"
-    assert len(site.requests_for("/a/absent-3.html")) == 1
+    assert len(site.requests_for("/a/absent-3.html")) == 3, "a 404 is retried too (fresh articles lag on CDNs)"
     titles = sorted(a["title"] for a in result.articles())
     assert titles == ["Bon", "Tronqué"]
     tronque = next(a for a in result.articles() if a["title"] == "Tronqué")

@@ -88,3 +88,24 @@ def test_dedup_command_clusters_json_lines(run_veille, tmp_path):
     clusters = {r["id"]: r["cluster"] for r in rows}
     assert clusters["a"] == clusters["c"]
     assert len({clusters["a"], clusters["b"], clusters["d"]}) == 3
+
+
+def test_concurrent_crawl_processes_share_stories_through_the_store(tmp_path):
+    """Two crawl processes (two trackers on one store): the second sees the first's article."""
+    from crawler.items import article_id
+    from crawler.store import SQLiteStore
+    from pipelines.dedup import StoryTracker
+
+    store = SQLiteStore(tmp_path / "veille.sqlite3")
+    first, second = StoryTracker(store, 14, catch_up_every=0), StoryTracker(store, 14, catch_up_every=0)
+
+    def article(url: str, outlet: str, paragraphs: list[str]) -> dict:
+        return {"id": article_id(url), "url": url, "source": outlet.lower(), "outlet": outlet, "title": "t",
+                "lead": "", "body": "\n".join(paragraphs), "fetched": "2026-11-26T08:00:00+00:00", "word_count": 100}
+
+    a = article("http://a.example/1", "Alpha", DISPATCH)
+    a.update(first.assign(a))
+    store.index_article(a)
+    b = article("http://b.example/2", "Beta", ["PARIS (AFP) - " + DISPATCH[0], *DISPATCH[1:]])
+    b.update(second.assign(b))
+    assert b["cluster_id"] == a["cluster_id"] and b["dup_of"] == a["id"]
