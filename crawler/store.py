@@ -115,6 +115,8 @@ ARTICLE_COLUMNS = (
     "cluster_id", "dup_of", "similarity", "is_canonical", "signature", "topics",
 )
 _JSON_COLUMNS = ("authors", "tags", "topics")
+_INSERT_NEW_ARTICLE = (f"INSERT INTO articles ({', '.join(ARTICLE_COLUMNS)}) "
+                       f"VALUES ({', '.join(':' + c for c in ARTICLE_COLUMNS)}) ON CONFLICT(id) DO NOTHING")
 
 
 def utcnow() -> str:
@@ -186,16 +188,17 @@ class SQLiteStore:
             record[column] = json.dumps(record[column] or [], ensure_ascii=False)
         if record["is_canonical"] is not None:
             record["is_canonical"] = int(record["is_canonical"])
+        record["revision"] = 1
+        with self._lock:  # most articles are new: one statement, no transaction round trips
+            if self.db.execute(_INSERT_NEW_ARTICLE, record).rowcount == 1:
+                return "new"
         with self.transaction() as db:
             old = db.execute(
                 "SELECT revision, body_hash, title, lead, body, fetched, raw_ref FROM articles WHERE id = ?",
                 (record["id"],),
             ).fetchone()
-            if old is None:
-                record["revision"] = 1
-                columns = ", ".join(ARTICLE_COLUMNS)
-                marks = ", ".join(f":{c}" for c in ARTICLE_COLUMNS)
-                db.execute(f"INSERT INTO articles ({columns}) VALUES ({marks})", record)
+            if old is None:  # deleted meanwhile
+                db.execute(_INSERT_NEW_ARTICLE, record)
                 return "new"
             if old["body_hash"] == record["body_hash"] and old["title"] == record["title"]:
                 return "unchanged"
