@@ -26,7 +26,6 @@ import multiprocessing
 import os
 import sqlite3
 import statistics
-import resource
 import subprocess
 import sys
 import tempfile
@@ -74,12 +73,14 @@ def crawl(sources_yaml: str, workers: int) -> dict:
                "--log-level", "WARNING", "-s", "VEILLE_ALLOWED_HOSTS=127.0.0.1", "-s", "DOWNLOAD_DELAY=0",
                "-s", "AUTOTHROTTLE_ENABLED=False", "-s", "CONCURRENT_REQUESTS_PER_DOMAIN=16",
                "-s", f"VEILLE_EXTRACT_WORKERS={workers}"]
-        start, cpu0, busy0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN), cpu_times()
+        start, busy0 = time.perf_counter(), cpu_times()
         proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
         wall_s = time.perf_counter() - start
-        cpu1, busy1 = resource.getrusage(resource.RUSAGE_CHILDREN), cpu_times()
-        crawl_cpu_s = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
+        busy1 = cpu_times()
         machine_busy = (busy1[0] - busy0[0]) / (busy1[1] - busy0[1])
+        # Busy CPU time of the whole machine during the crawl (the crawl's processes, its
+        # extraction workers, the mirror server and whatever else runs), in seconds.
+        busy_cpu_s = (busy1[0] - busy0[0]) / os.sysconf("SC_CLK_TCK")
         if proc.returncode != 0:
             raise RuntimeError(f"veille crawl failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
         db = sqlite3.connect(Path(tmp) / "data" / "veille.sqlite3")
@@ -89,7 +90,7 @@ def crawl(sources_yaml: str, workers: int) -> dict:
     fetched = sum(r.get("pages_fetched", 0) for r in runs)
     crawl_s = max(r.get("duration_s", 0) for r in runs)
     return {"fetched": fetched, "stored": stored, "crawl_s": crawl_s, "wall_s": wall_s,
-            "cpu_ms_per_page": 1000 * crawl_cpu_s / max(fetched, 1), "machine_busy": machine_busy}
+            "cpu_ms_per_page": 1000 * busy_cpu_s / max(fetched, 1), "machine_busy": machine_busy}
 
 
 def bench(kind: str, args) -> dict:
@@ -127,7 +128,7 @@ def bench(kind: str, args) -> dict:
                 ratios.append(res["rate"] / bare_rate)
                 print(f"[{kind}] run {rep + 1}: bare {bare_rate:.1f} pages/s (cores {100 * bare_busy:.0f}% busy) | end to end {res['rate']:.1f} pages/s "
                       f"({res['fetched']} fetched, {res['stored']} stored, {res['crawl_s']:.1f}s crawl, "
-                      f"{res['wall_s']:.1f}s with start-up; {res['cpu_ms_per_page']:.1f} CPU-ms/page in the crawl's processes, "
+                      f"{res['wall_s']:.1f}s with start-up; {res['cpu_ms_per_page']:.1f} busy CPU-ms/page on the machine, "
                       f"cores {100 * res['machine_busy']:.0f}% busy; mirror server {res['server_cpu_s']:.1f} CPU-s) "
                       f"| ratio {ratios[-1]:.2f}")
     finally:

@@ -35,7 +35,11 @@ def _shared_pool(workers: int) -> ProcessPoolExecutor:
     """One process pool for every crawler of this process (several sources crawl together)."""
     global _POOL
     if _POOL is None:
-        _POOL = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+        # forkserver, not fork: this process runs a reactor and threads. The server imports the
+        # worker code once; every worker forks from it instead of importing it again.
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["crawler.pages"])
+        _POOL = ProcessPoolExecutor(max_workers=workers, mp_context=context)
     return _POOL
 
 
