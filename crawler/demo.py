@@ -20,6 +20,7 @@ LOCAL_MIRROR_SETTINGS = {
     "CONCURRENT_REQUESTS_PER_DOMAIN": 8,
 }
 SAMPLE_QUERY = "mines AND antipersonnel"
+DEMO_TOPICS = Path(__file__).resolve().parent / "mirror" / "demo-topics.yaml"
 
 
 def run_demo(*, console: Console, keep: bool = False, log_level: str = "WARNING") -> int:
@@ -37,7 +38,7 @@ def run_demo(*, console: Console, keep: bool = False, log_level: str = "WARNING"
                       f"({', '.join(f'{oid} {srv.base_url}' for oid, srv in mirror.outlets.items())})")
         summaries = run_crawl(list(mirror.outlets), log_level=log_level,
                               overrides={**LOCAL_MIRROR_SETTINGS, "VEILLE_SOURCES": str(sources_file),
-                                         "VEILLE_DATA": str(data)})
+                                         "VEILLE_DATA": str(data), "VEILLE_TOPICS": str(DEMO_TOPICS)})
     console.print(summary_table(summaries))
 
     store = SQLiteStore.in_data_dir(data)

@@ -67,10 +67,10 @@ class SearchIndexPipeline:
     def from_crawler(cls, crawler):
         get = _setting_or_env(crawler.settings)
         if store_mode(get) == "sqlite":
-            raise NotConfigured("VEILLE_STORE=sqlite")
+            raise NotConfigured()  # the embedded store only: nothing to say
         config = ClusterConfig.from_env(get)
         if config is None:
-            raise NotConfigured("no search cluster configured (ELASTICSEARCH_URL / OPENSEARCH_URL)")
+            raise NotConfigured()  # no cluster configured (ELASTICSEARCH_URL / OPENSEARCH_URL): the default
         pipeline = cls(crawler, config)
         crawler.signals.connect(pipeline.spider_closed, signal=signals.spider_closed)
         return pipeline
