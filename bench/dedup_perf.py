@@ -32,7 +32,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from crawler.dedup import DocMeta, Signature, StoryIndex, agency_credited, normalize, signature_of_normalized  # noqa: E402
+from crawler.dedup import DocMeta, StoryIndex, agency_credited, normalize, signature_of_normalized  # noqa: E402
 
 DEFAULT_DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../shared/data/wirecopy-dev")
 NBSP = "\u00a0"

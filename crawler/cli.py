@@ -31,9 +31,9 @@ def _article_index():
     from crawler.searchindex import ClusterUnavailable, article_index_for_cli
 
     try:
-        return article_index_for_cli(_store, warn=lambda m: err.print(f"[yellow]{m}[/]"))
+        return article_index_for_cli(_store, warn=fail)
     except (ClusterUnavailable, ValueError) as exc:
-        err.print(f"[red]{exc}[/]")
+        fail(str(exc))
         raise SystemExit(1) from None
 
 

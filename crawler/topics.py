@@ -32,7 +32,6 @@ import contextvars
 import re
 import unicodedata
 from datetime import timedelta
-from fnmatch import translate as _fn_translate
 from functools import lru_cache
 from typing import Annotated, Any, Callable, Literal
 

@@ -56,3 +56,18 @@ def test_extract_refuses_a_binary_file_clearly(run_veille, tmp_path):
     result = run_veille("extract", str(blob))
     assert result.proc.returncode == 1
     assert "image.html" in result.proc.stderr and "no article text" in result.proc.stderr
+
+
+def test_search_with_an_unreachable_cluster_falls_back_or_says_so(run_veille):
+    import socket
+
+    with socket.socket() as s:  # a port where nothing listens
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    both = run_veille("search", "grève", env={"ELASTICSEARCH_URL": dead, "VEILLE_STORE": "both"})
+    assert both.proc.returncode == 0, both.output
+    assert "veille:" in both.proc.stderr and "0 result(s)" in both.proc.stdout  # warned, answered from SQLite
+    only = run_veille("search", "grève", env={"ELASTICSEARCH_URL": dead, "VEILLE_STORE": "elasticsearch"},
+                      check=False)
+    assert only.proc.returncode == 1 and "veille:" in only.proc.stderr
+    assert "Traceback" not in only.output

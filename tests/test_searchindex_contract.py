@@ -20,7 +20,7 @@ from luqum import tree
 from luqum.parser import parser as lucene
 
 from crawler.items import article_id
-from crawler.searchindex import (ARTICLE_DOC_FIELDS, ES_CONFIG_DIR, KIBANA_DIR, REVISION_DOC_FIELDS, RUN_DOC_FIELDS,
+from crawler.searchindex import (ARTICLE_DOC_FIELDS, ES_CONFIG_DIR, REVISION_DOC_FIELDS, RUN_DOC_FIELDS,
                                  IndexNames, kibana_objects, load_json, mapping_fields, template_body)
 from crawler.store import ARTICLE_COLUMNS
 from test_searchindex_faults import VEILLE, FakeCluster, _check_value, _env  # noqa: F401

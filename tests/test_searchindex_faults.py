@@ -15,7 +15,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 from datetime import date, datetime
@@ -25,8 +24,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from crawler.searchindex import (ClusterConfig, Indexer, IndexNames, article_doc, load_json, make_backend,
-                                 replay, revision_id)
+from crawler.searchindex import ClusterConfig, Indexer, article_doc, make_backend, replay, revision_id
 from crawler.spool import Spool
 
 REPO = Path(__file__).resolve().parent.parent

@@ -23,8 +23,7 @@ import pytest
 
 from searchnode_fixture import private_search_node, search_node  # noqa: F401
 from crawler.items import article_id
-from crawler.searchindex import (ClusterArticleIndex, ClusterConfig, article_doc, kibana_import, load_json,
-                                 make_backend)
+from crawler.searchindex import ClusterArticleIndex, ClusterConfig, kibana_import, load_json, make_backend
 from crawler.spool import Spool
 
 pytestmark = pytest.mark.integration
