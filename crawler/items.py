@@ -2,8 +2,8 @@
 
 Items are plain dicts (Scrapy accepts them); this module names their keys and derives the
 stable identifiers. A page item carries `url, source, outlet, language, status, headers,
-body (bytes), encoding, fetched, raw_ref`; extraction turns it into an article with the
-keys of `crawler.store.ARTICLE_COLUMNS`.
+body (bytes), encoding, fetched, junk_patterns`; the extraction worker (crawler.pages) turns it
+into an article with the keys of `crawler.store.ARTICLE_COLUMNS`.
 """
 from __future__ import annotations
 

@@ -2,8 +2,8 @@
 
 - AddressGuardMiddleware: refuse requests (also after a redirect) to loopback, private,
   link-local and cloud-metadata addresses unless the host is allowlisted.
-- ConditionalGetMiddleware: send the stored ETag / Last-Modified for feeds, sitemaps and
-  section pages; remember the new validators; a 304 is counted, not re-parsed.
+- ConditionalGetMiddleware: send the stored ETag / Last-Modified for feeds, sitemaps, section
+  pages and recrawled articles; remember the new validators; a 304 is counted, not re-parsed.
 - IncrementalMiddleware: drop article requests for URLs whose article is already stored.
 """
 from __future__ import annotations

@@ -52,17 +52,14 @@ def process_page(page: dict, body: bytes, config: WorkerConfig) -> dict:
 
 def build_article(page: dict, extracted: dict) -> dict:
     """The stored article record from a page item and its extraction result."""
-    body = "\n".join(extracted["paragraphs"])
-    lead = "\n".join(extracted["lead"])
-    return {
+    article = {
         "id": article_id(page["url"]),
         "url": page["url"],
         "requested_url": page.get("requested_url"),
         "source": page["source"],
         "outlet": page["outlet"],
         "title": extracted["title"],
-        "lead": lead,
-        "body": body,
+        "lead": "\n".join(extracted["lead"]),
         "authors": extracted["authors"],
         "published": extracted["published"],
         "fetched": page["fetched"],
@@ -70,7 +67,17 @@ def build_article(page: dict, extracted: dict) -> dict:
         "extracted_lang": extracted["lang"],
         "description": extracted["description"],
         "tags": extracted["tags"],
-        "word_count": len(f"{lead}\n{body}".split()),
-        "body_hash": body_hash(body),
         "raw_ref": page.get("raw_ref"),
     }
+    set_body(article, "\n".join(extracted["paragraphs"]))
+    return article
+
+
+def set_body(article: dict, body: str) -> None:
+    """Give an article a (new) body: its word count and hash follow; the signature and the matched
+    topics, computed from the old text, are dropped so later steps compute them again."""
+    article["body"] = body
+    article["word_count"] = len(f"{article.get('lead') or ''}\n{body}".split())
+    article["body_hash"] = body_hash(body)
+    article.pop("signature", None)
+    article.pop("topics", None)

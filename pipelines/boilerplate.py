@@ -5,6 +5,7 @@ Counts are persisted in the store (one state key per source) so learning continu
 from __future__ import annotations
 
 from crawler.cleaning import SiteBoilerplate
+from crawler.pages import set_body
 from crawler.store import store_from_settings
 
 
@@ -12,7 +13,7 @@ def strip_learned(model: SiteBoilerplate, article: dict) -> int:
     """Drop the body lines learned as the outlet's boilerplate; return how many were dropped."""
     kept, removed = model.strip(article["source"], [line for line in article["body"].split("\n") if line])
     if removed:
-        article["body"] = "\n".join(kept)
+        set_body(article, "\n".join(kept))  # later pipelines sign and match the new text again
     return len(removed)
 
 
@@ -46,9 +47,6 @@ class BoilerplatePipeline:
         removed = strip_learned(self.model, item)
         if removed:
             self.crawler.stats.inc_value("veille/boilerplate_lines_removed", removed)
-            # The body changed after the worker signed and matched it: later pipelines redo both.
-            item.pop("signature", None)
-            item.pop("topics", None)
         return item
 
     def close_spider(self) -> None:

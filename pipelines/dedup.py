@@ -1,7 +1,7 @@
 """DedupPipeline: put each article into its wire-copy story (MinHash LSH, see crawler.dedup).
 
 The index is rebuilt from the store at start for a time window (VEILLE_DEDUP_WINDOW_DAYS,
-14 by default) so stories continue across crawls and restarts; before each article the
+14 by default) so stories continue across crawls and restarts; every few seconds the
 pipeline catches up with what other crawl processes stored meanwhile. Canonical changes and
 cluster merges are written back to the stored members at once.
 """

@@ -1,7 +1,6 @@
 """StorePipeline: write the article to the embedded store and remember its URL as known."""
 from __future__ import annotations
 
-from crawler.items import body_hash
 from crawler.store import store_from_settings
 
 
@@ -15,7 +14,6 @@ class StorePipeline:
         return cls(crawler)
 
     def process_item(self, item: dict) -> dict:
-        item["body_hash"] = body_hash(item["body"])
         item["change"] = self.store.index_article(item)
         self.crawler.stats.inc_value(f"veille/articles/{item['change']}")
         for url in {item["url"], item.get("requested_url") or item["url"]}:
