@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -88,6 +89,30 @@ def mirror():
     m = Mirror(load_articles() + [ELECTION]).start()
     yield m
     m.stop()
+
+
+def hold_articles_after(mirror, served: int) -> threading.Event:
+    """Serve the first `served` article pages, hold the others until the returned event is set.
+
+    This makes "the node dies mid-crawl" deterministic: however fast the crawl, articles are still
+    waiting to be fetched when the node is killed.
+    """
+    release, lock, count = threading.Event(), threading.Lock(), [0]
+
+    def gated(route):
+        def answer(_record):
+            with lock:
+                count[0] += 1
+                first = count[0] <= served
+            if not first:
+                release.wait(60)
+            return route
+        return answer
+
+    for oid, site in mirror.outlets.items():
+        for rec in mirror.by_outlet(oid):
+            site.add(rec["path"], gated(site.routes[rec["path"]]))
+    return release
 
 
 def stored_articles(tmp: Path) -> list[dict]:
@@ -213,6 +238,7 @@ def test_node_killed_mid_crawl_then_replay(private_search_node, mirror, tmp_path
     sources = tmp_path / "sources.yaml"
     sources.write_text(mirror.sources_yaml())
     be = backend(node.url, prefix)
+    release = hold_articles_after(mirror, served=12)
     proc = subprocess.Popen(crawl_cmd(sources), env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     deadline = time.monotonic() + 120
@@ -227,7 +253,9 @@ def test_node_killed_mid_crawl_then_replay(private_search_node, mirror, tmp_path
             break
         time.sleep(0.1)
     assert proc.poll() is None, "the crawl ended before the node could be killed"
+    assert indexed >= 2, "the first articles were never indexed"
     node.kill()
+    release.set()
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, out[-2000:] + err[-3000:]  # the crawl went on without the cluster
 
