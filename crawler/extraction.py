@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Sequence
+from typing import Iterable, Sequence
 
 from w3lib.encoding import html_to_unicode
 
@@ -307,19 +307,25 @@ def _blocks(body) -> list[dict]:
     return blocks
 
 
-def _standalone_link_texts(tree, candidates: set[str] | None = None) -> set[str]:
-    """Keys of link texts (>= 3 words) that fill their whole parent p/li/div.
+def _loose(text: str) -> str:
+    """Whitespace-collapsed, casefolded text: a cheap key to compare a link with a paragraph."""
+    return " ".join(text.split()).casefold()
+
+
+def _standalone_link_texts(tree, candidates: Iterable[str]) -> set[str]:
+    """The candidate texts (>= 3 words) that are one link filling its whole parent p/li/div.
 
     A paragraph made of one such link is a teaser ("read also"), not article text.
-    ``candidates``: only these keys are of interest (the caller's paragraph keys), so the
-    page's other links (menus, teaser lists: hundreds on a real page) are skipped early.
+    ``candidates``: the paragraph texts of interest, so the page's other links (menus, teaser
+    lists: hundreds on a real page) are skipped on a cheap key.
     """
+    wanted = {_loose(t) for t in candidates if len(t.split()) >= 3}
     out: set[str] = set()
-    if tree is None or candidates is not None and not candidates:
+    if tree is None or not wanted:
         return out
     for a in tree.xpath("//body//a[@href]"):
-        raw = a.text_content()
-        if len(raw.split()) < 3:  # str.split() splits on the spaces normalize_line unifies
+        text = _loose(a.text_content())
+        if text not in wanted:
             continue
         parent = a.getparent()
         if parent is None or parent.tag not in ("p", "li", "div", "span", "strong", "em", "b"):
@@ -328,12 +334,8 @@ def _standalone_link_texts(tree, candidates: set[str] | None = None) -> set[str]
             parent = parent.getparent()
             if parent is None or parent.tag not in ("p", "li", "div"):
                 continue
-        txt = normalize_line(raw)
-        key = _key(txt)
-        if candidates is not None and key not in candidates:
-            continue
-        if normalize_line(parent.text_content()) == txt:
-            out.add(key)
+        if _loose(parent.text_content()) == text:
+            out.add(text)
     return out
 
 
@@ -597,11 +599,11 @@ def extract_article(
     # 2. link-only boxes (heading + teaser links), paragraphs that are a
     #    single link (inline "read also" teasers), then the title repeated.
     blocks = _drop_link_boxes(blocks, removed)
-    standalone = _standalone_link_texts(tree, {_key(b["text"]) for b in blocks if b["kind"] in ("p", "item")})
+    standalone = _standalone_link_texts(tree, [b["text"] for b in blocks if b["kind"] in ("p", "item")])
     if standalone:
         kept_blocks = []
         for b in blocks:
-            if b["kind"] in ("p", "item") and _key(b["text"]) in standalone:
+            if b["kind"] in ("p", "item") and _loose(b["text"]) in standalone:
                 removed.append({"line": b["text"], "rule": "link-only"})
             else:
                 kept_blocks.append(b)

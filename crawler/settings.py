@@ -43,12 +43,19 @@ TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
 FEED_EXPORT_ENCODING = "utf-8"
 LOG_LEVEL = "INFO"
 
+# Every middleware is a layer each request, response and item goes through: the ones a news
+# crawl has no use for are off (no HTTP auth, no depth limit, no Referer header; Veille counts
+# its own stats). HttpProxyMiddleware stays: ops behind a proxy set HTTP(S)_PROXY.
 DOWNLOADER_MIDDLEWARES = {
     "crawler.middlewares.AddressGuardMiddleware": 50,
     "crawler.middlewares.ConditionalGetMiddleware": 560,
+    "scrapy.downloadermiddlewares.httpauth.HttpAuthMiddleware": None,
+    "scrapy.downloadermiddlewares.stats.DownloaderStats": None,
 }
 SPIDER_MIDDLEWARES = {
     "crawler.middlewares.IncrementalMiddleware": 600,
+    "scrapy.spidermiddlewares.referer.RefererMiddleware": None,
+    "scrapy.spidermiddlewares.depth.DepthMiddleware": None,
 }
 ITEM_PIPELINES = {
     "pipelines.extract.ExtractPipeline": 200,
