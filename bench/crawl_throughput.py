@@ -2,8 +2,9 @@
 
     .venv/bin/python bench/crawl_throughput.py [--articles 2000] [--pages heavy,light] [--repeat 3]
 
-For each page weight (``heavy``: realistic 220-520 KB pages, like real French news sites;
-``light``: the ~10 KB pages of the test mirror):
+For each page weight (``heavy``: 180-500 KB pages, the weight of real French news pages -- those
+of the extraction dev set weigh 225-490 KB; ``light``: the ~10 KB pages of the test mirror, where
+the crawl's per-page cost, not extraction, dominates):
 
 1. Generates a mirror of N article pages (crawler.mirror.synthetic_articles rendered with
    ``Mirror(chrome=...)``) and serves it on 127.0.0.1 from a separate process.

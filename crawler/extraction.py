@@ -436,9 +436,13 @@ def _visible_standfirst(tree, dkey: str) -> str | None:
 # Fewer words than this is a menu or a stub, not an article (the shortest wire briefs have ~40).
 MIN_ARTICLE_WORDS = 12
 
-# fast=True: no readability/jusText fallback comparison. On the dev set it changes nothing
-# (135/135 paragraphs, 0 junk) and it makes Veille's extraction cheaper than bare
-# trafilatura.extract, whose defaults run the fallbacks; stubs are caught by MIN_ARTICLE_WORDS.
+# fast=True: no readability/jusText fallback comparison. favor_precision=True: trafilatura skips
+# its recall passes (the baseline rescue, and the escalation that renders the whole page to text
+# whenever the article is under 3,000 characters: a third of the extraction time on a 340 KB
+# page) and drops single-link teaser paragraphs itself. On the extraction dev set neither
+# changes the result (135/135 paragraphs, 0 junk: bench/extraction_quality.py); together they
+# make Veille's extraction cheaper than bare trafilatura.extract. Stubs are caught by
+# MIN_ARTICLE_WORDS.
 _PARSER_OPTS = dict(
     include_comments=False,
     include_tables=True,
@@ -447,11 +451,6 @@ _PARSER_OPTS = dict(
     include_links=False,
     with_metadata=False,  # read by _page_metadata, which skips what Veille does not use
     deduplicate=False,
-    # fast: no readability/justext comparison. favor_precision: trafilatura skips its recall
-    # passes (the baseline rescue, and the escalation that renders the whole page to text
-    # whenever the article is under 3,000 characters: a third of the extraction time on a
-    # 340 KB page) and drops more teaser links itself. Same recall, no junk, on the extraction
-    # dev set (bench/extraction_quality.py).
     fast=True,
     favor_precision=True,
 )
