@@ -481,16 +481,30 @@ def _band_keys_bulk(values: np.ndarray, b: int, r: int) -> np.ndarray:
     return out
 
 
-class _CompactBuckets(UnorderedStorage):
-    """In-memory band table for MinHashLSH: bucket key -> one doc key, or a list of them.
-    datasketch's default ``defaultdict(set)`` costs ~320 bytes per doc and band (a set per
-    bucket); this costs ~75, which is what keeps 100k docs well under 1 GiB."""
+class _DictStorage:
+    """What both compact MinHashLSH storages share: a plain dict, datasketch's storage interface."""
 
     def __init__(self, config=None):
         self._d: dict = {}
 
     def keys(self):
         return self._d.keys()
+
+    def remove(self, *keys, **kwargs):
+        for k in keys:
+            self._d.pop(k, None)
+
+    def size(self):
+        return len(self._d)
+
+    def has_key(self, key):
+        return key in self._d
+
+
+class _CompactBuckets(_DictStorage, UnorderedStorage):
+    """In-memory band table for MinHashLSH: bucket key -> one doc key, or a list of them.
+    datasketch's default ``defaultdict(set)`` costs ~320 bytes per doc and band (a set per
+    bucket); this costs ~75, which is what keeps 100k docs well under 1 GiB."""
 
     def get(self, key):
         v = self._d.get(key)
@@ -510,10 +524,6 @@ class _CompactBuckets(UnorderedStorage):
             elif cur != val:
                 d[key] = [cur, val]
 
-    def remove(self, *keys, **kwargs):
-        for k in keys:
-            self._d.pop(k, None)
-
     def remove_val(self, key, val, **kwargs):
         cur = self._d.get(key)
         if cur is None:
@@ -528,24 +538,12 @@ class _CompactBuckets(UnorderedStorage):
         elif cur == val:
             del self._d[key]
 
-    def size(self):
-        return len(self._d)
-
     def itemcounts(self, **kwargs):
         return {k: len(self.get(k)) for k in self._d}
 
-    def has_key(self, key):
-        return key in self._d
 
-
-class _CompactKeys(OrderedStorage):
+class _CompactKeys(_DictStorage, OrderedStorage):
     """doc key -> its band keys (uint64 array) for MinHashLSH.remove."""
-
-    def __init__(self, config=None):
-        self._d: dict = {}
-
-    def keys(self):
-        return self._d.keys()
 
     def get(self, key):
         v = self._d.get(key)
@@ -554,21 +552,11 @@ class _CompactKeys(OrderedStorage):
     def insert(self, key, *vals, **kwargs):
         self._d[key] = np.array(vals, dtype=np.uint64)
 
-    def remove(self, *keys, **kwargs):
-        for k in keys:
-            self._d.pop(k, None)
-
     def remove_val(self, key, val, **kwargs):
         raise NotImplementedError
 
-    def size(self):
-        return len(self._d)
-
     def itemcounts(self, **kwargs):
         return {k: len(v) for k, v in self._d.items()}
-
-    def has_key(self, key):
-        return key in self._d
 
 
 def _make_lsh(num_perm: int, params: Optional[tuple[int, int]], threshold: float) -> MinHashLSH:
