@@ -19,6 +19,12 @@ VEILLE = [sys.executable, "-m", "crawler.cli"]
 LOCAL_SETTINGS = ["-s", "DOWNLOAD_DELAY=0", "-s", "AUTOTHROTTLE_ENABLED=False"]
 
 
+def crawl_args(sources: Path, *extra: str, allow: str = "127.0.0.1") -> list[str]:
+    """`veille crawl` arguments for local sites: quiet, their host allowlisted, no politeness delays."""
+    allowlist = ["-s", f"VEILLE_ALLOWED_HOSTS={allow}"] if allow else []
+    return ["crawl", "--sources-file", str(sources), "--quiet", *allowlist, *LOCAL_SETTINGS, *extra]
+
+
 def needs_shared(*parts: str) -> Path:
     """A path under ../shared, or skip the test saying it is missing."""
     path = SHARED.joinpath(*parts)
@@ -73,8 +79,6 @@ def crawl(run_veille, tmp_path):
            check: bool = True) -> CrawlResult:
         path = tmp_path / "sources.yaml"
         path.write_text(sources_yaml, encoding="utf-8")
-        allowlist = ["-s", f"VEILLE_ALLOWED_HOSTS={allow}"] if allow else []
-        return run_veille("crawl", "--sources-file", str(path), "--quiet", *allowlist, *LOCAL_SETTINGS, *extra, env=env,
-                          check=check)
+        return run_veille(*crawl_args(path, *extra, allow=allow), env=env, check=check)
 
     return do

@@ -22,6 +22,7 @@ from luqum.parser import parser as lucene
 from crawler.items import article_id
 from crawler.searchindex import (ARTICLE_DOC_FIELDS, ES_CONFIG_DIR, REVISION_DOC_FIELDS, RUN_DOC_FIELDS,
                                  IndexNames, kibana_objects, load_json, mapping_fields, template_body)
+from conftest import crawl_args
 from crawler.store import ARTICLE_COLUMNS
 from test_searchindex_faults import VEILLE, FakeCluster, _check_value, _env  # noqa: F401
 
@@ -196,9 +197,7 @@ def crawled(tmp_path_factory):
             sources = tmp / "sources.yaml"
             sources.write_text(mirror.sources_yaml())
             env = _env(cluster, tmp, VEILLE_INDEX_BATCH_SIZE="25")
-            res = subprocess.run([VEILLE, "crawl", "--sources-file", str(sources), "--quiet", "--log-level", "WARNING",
-                                  "-s", "VEILLE_ALLOWED_HOSTS=127.0.0.1", "-s", "DOWNLOAD_DELAY=0",
-                                  "-s", "AUTOTHROTTLE_ENABLED=False", "-s", "VEILLE_ALERTS_ENABLED=False"],
+            res = subprocess.run([VEILLE, *crawl_args(sources, "--log-level", "WARNING", "-s", "VEILLE_ALERTS_ENABLED=False")],
                                  env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
             assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
         store = SQLiteStore.in_data_dir(tmp / "data")

@@ -24,6 +24,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from conftest import crawl_args
 from crawler.searchindex import ClusterConfig, Indexer, article_doc, make_backend, replay, revision_id
 from crawler.spool import Spool
 
@@ -517,9 +518,7 @@ def test_crawl_with_cluster_down_then_replay(cluster, tmp_path):
         sources = tmp_path / "sources.yaml"
         sources.write_text(mirror.sources_yaml())
         env = _env(cluster, tmp_path, VEILLE_INDEX_FLUSH_SECONDS="0.5", VEILLE_INDEX_BATCH_SIZE="20")
-        res = subprocess.run([VEILLE, "crawl", "--sources-file", str(sources), "--quiet", "--log-level", "WARNING",
-                              "-s", "VEILLE_ALLOWED_HOSTS=127.0.0.1", "-s", "DOWNLOAD_DELAY=0",
-                              "-s", "AUTOTHROTTLE_ENABLED=False", "-s", "VEILLE_ALERTS_ENABLED=False"],
+        res = subprocess.run([VEILLE, *crawl_args(sources, "--log-level", "WARNING", "-s", "VEILLE_ALERTS_ENABLED=False")],
                              env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
     store = SQLiteStore.in_data_dir(tmp_path / "data")

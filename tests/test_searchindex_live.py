@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import crawl_args
 from searchnode_fixture import private_search_node, search_node  # noqa: F401
 from crawler.items import article_id
 from crawler.searchindex import ClusterArticleIndex, ClusterConfig, kibana_import, load_json, make_backend
@@ -63,9 +64,7 @@ def veille(env, *args, timeout=300) -> subprocess.CompletedProcess:
 
 
 def crawl_cmd(sources: Path) -> list[str]:
-    return [VEILLE, "crawl", "--sources-file", str(sources), "--quiet", "--log-level", "WARNING",
-            "-s", "VEILLE_ALLOWED_HOSTS=127.0.0.1", "-s", "DOWNLOAD_DELAY=0", "-s", "AUTOTHROTTLE_ENABLED=False",
-            "-s", "VEILLE_ALERTS_ENABLED=False"]
+    return [VEILLE, *crawl_args(sources, "--log-level", "WARNING", "-s", "VEILLE_ALERTS_ENABLED=False")]
 
 
 def backend(url: str, prefix: str):
